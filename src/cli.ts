@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// egress-gate command line: serve, check, validate, ca init, env (SPEC §7).
+// Exit codes: 0 success / allow, 1 deny / invalid, 2 usage or config error.
+
+import { parseArgs } from 'node:util';
+import { startAdmin } from './admin/server.js';
+import { configFileFrom, formatErrors, loadConfig } from './config/load.js';
+import type { Config } from './config/types.js';
+import { Runtime } from './runtime.js';
+import { parseAbsoluteUri, parseAuthority } from './proxy/target.js';
+import type { Target } from './policy/types.js';
+import { validateAll } from './validate.js';
+
+const usage = `usage:
+  egress-gate serve [--config FILE]
+  egress-gate check --environment ID [--config FILE] URL|HOST[:PORT]
+  egress-gate validate [--config FILE]
+  egress-gate ca init [--config FILE]
+  egress-gate env --proxy-url URL [--config FILE]`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(code);
+}
+
+function loadOrExit(flag: string | undefined): Config {
+  const file = configFileFrom(flag);
+  const loaded = loadConfig(file);
+  if (!loaded.ok) fail(formatErrors(loaded.file, loaded.errors));
+  return loaded.config;
+}
+
+function printProblems(problems: { file: string; errors: { path: string; message: string }[] }[]): void {
+  for (const problem of problems) process.stderr.write(`${formatErrors(problem.file, problem.errors)}\n`);
+}
+
+async function serve(flag: string | undefined): Promise<void> {
+  const config = loadOrExit(flag);
+  const created = await Runtime.create(config);
+  if (!created.ok) {
+    printProblems(created.problems);
+    process.exit(2);
+  }
+  const runtime = created.runtime;
+  const started = await runtime.start(startAdmin).catch((error: Error) => fail(`egress-gate: cannot listen: ${error.message}`));
+  runtime.log.info({ proxy: `${started.proxy.host}:${started.proxy.port}`, admin: started.admin, config: config.file }, 'egress-gate listening');
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    runtime.log.info({ signal, graceMs: config.proxy.shutdownGraceMs }, 'draining');
+    runtime.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** A URL (http:// or https://) or HOST[:PORT] (443 when no port is given). */
+export function parseCheckTarget(input: string): Target | string {
+  const https = /^https:\/\//i.exec(input);
+  if (https) {
+    const parsed = parseAbsoluteUri(`http://${input.slice(https[0].length)}`);
+    if (!parsed.ok) return parsed.why;
+    const explicitPort = /:\d+$/.test(parsed.authority);
+    return explicitPort ? parsed.target : { host: parsed.target.host, port: 443 };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) {
+    const parsed = parseAbsoluteUri(input);
+    return parsed.ok ? parsed.target : parsed.why;
+  }
+  const parsed = parseAuthority(input, 443);
+  return parsed.ok ? parsed.target : parsed.why;
+}
+
+async function check(flag: string | undefined, environment: string | undefined, input: string | undefined): Promise<void> {
+  if (!environment || !input) fail(usage);
+  const target = parseCheckTarget(input);
+  if (typeof target === 'string') fail(`egress-gate check: ${JSON.stringify(input)}: ${target}`);
+  const config = loadOrExit(flag);
+  const created = await Runtime.create(config, (await import('./log.js')).createLogger('silent'));
+  if (!created.ok) {
+    printProblems(created.problems);
+    process.exit(2);
+  }
+  created.runtime.rebuild();
+  const decision = created.runtime.check(environment, target);
+  if (!decision) fail(`egress-gate check: unknown environment "${environment}"`);
+  const verdict = decision.allow ? 'allow' : 'deny';
+  const hostPort = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  process.stdout.write(`${verdict} ${decision.reason} ${hostPort} environment=${environment}${decision.rule ? ` rule=${decision.rule}` : ''}\n`);
+  process.exit(decision.allow ? 0 : 1);
+}
+
+async function validate(flag: string | undefined): Promise<void> {
+  const file = configFileFrom(flag);
+  const problems = await validateAll(file);
+  if (problems.length === 0) {
+    process.stdout.write(`${file}: valid\n`);
+    process.exit(0);
+  }
+  printProblems(problems);
+  process.exit(1);
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        environment: { type: 'string' },
+        'proxy-url': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    fail(`${(error as Error).message}\n${usage}`);
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return;
+  }
+  switch (command) {
+    case 'serve':
+      return serve(values.config);
+    case 'check':
+      return check(values.config, values.environment, rest[0]);
+    case 'validate':
+      return validate(values.config);
+    default:
+      fail(usage);
+  }
+}
+
+main(process.argv.slice(2)).catch((error: Error) => fail(`egress-gate: ${error.stack ?? error.message}`, 2));

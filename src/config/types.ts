@@ -1,0 +1,67 @@
+// The validated, defaulted configuration. Paths are absolute by the time anything reads them.
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  /** The file this came from, for error messages and reload. */
+  file: string;
+  proxy: {
+    listen: ListenAddress;
+    /** TCP connect to the upstream, per attempt. */
+    connectTimeoutMs: number;
+    /** A tunnel or kept-alive connection with no byte either way for this long is closed. */
+    idleTimeoutMs: number;
+    /** Request line and headers must arrive within this (slowloris). */
+    headerTimeoutMs: number;
+    maxHeaderBytes: number;
+    /** Client connections open at once across all sessions; more are refused at accept. */
+    maxConnections: number;
+    /** SIGTERM: in-flight work gets this long before it is cut. */
+    shutdownGraceMs: number;
+  };
+  admin: {
+    listen: ListenAddress;
+    token: string;
+  };
+  stateDir: string;
+  defaults: {
+    allowlist: string;
+    alwaysAllow: string[];
+  };
+  auth: {
+    required: boolean;
+    defaultEnvironment: string;
+  };
+  upstream: {
+    resolve: Record<string, string>;
+    allowPrivateNetworks: string[];
+    caFiles: string[];
+    dnsTimeoutMs: number;
+  };
+  limits: {
+    requestsPerSecond: number;
+    burst: number;
+    maxConnections: number;
+    /** Per session and destination host; 0 turns the bucket off. */
+    perHostRequestsPerSecond: number;
+    perHostBurst: number;
+    /** Per environment, all sessions together; 0 turns the bucket off. */
+    environmentRequestsPerSecond: number;
+    environmentBurst: number;
+    /** Tunnel bandwidth per session in bytes per second; 0 means unlimited. */
+    bandwidthBytesPerSecond: number;
+  };
+  logging: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+  inspection: {
+    /** Folder of the inspection CA (ca.pem, ca.key). */
+    caDir: string;
+    leafCacheSize: number;
+  };
+  /** Environments declared in the config; files in stateDir/environments with the same id win. */
+  environments: unknown[];
+}

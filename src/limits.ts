@@ -1,0 +1,95 @@
+// Abuse controls: request buckets and connection caps, per session, per session and host, and
+// per environment. Buckets go through rate-limiter-flexible's interface so that its Redis
+// backend can replace the memory one for several replicas without touching the proxy.
+//
+// rate-limiter-flexible counts points in windows; a window of `burst` points lasting
+// `burst / requestsPerSecond` seconds is our token bucket: a burst gets exactly `burst`
+// requests, the long-run rate is `requestsPerSecond`, and the refill arrives at the end of the
+// window (docs/decisions.md says why this and not a continuous refill).
+
+import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Config } from './config/types.js';
+import type { CompiledEnvironment } from './policy/decide.js';
+import type { LimitVerdict, Limiter } from './proxy/context.js';
+
+export type BucketFactory = (points: number, durationSeconds: number, keyPrefix: string) => RateLimiterAbstract;
+
+export const memoryBuckets: BucketFactory = (points, duration, keyPrefix) => new RateLimiterMemory({ points, duration, keyPrefix });
+
+interface BucketSpec {
+  scope: 'session' | 'host' | 'environment';
+  rate: number;
+  burst: number;
+}
+
+export class Limits implements Limiter {
+  private readonly buckets = new Map<string, RateLimiterAbstract>();
+  private readonly openCount = new Map<string, number>();
+
+  constructor(private readonly config: Config['limits'], private readonly makeBucket: BucketFactory = memoryBuckets) {}
+
+  private bucket(spec: BucketSpec): RateLimiterAbstract {
+    const name = `${spec.scope}:${spec.rate}:${spec.burst}`;
+    let bucket = this.buckets.get(name);
+    if (!bucket) {
+      bucket = this.makeBucket(spec.burst, spec.burst / spec.rate, `egress:${name}`);
+      this.buckets.set(name, bucket);
+    }
+    return bucket;
+  }
+
+  private specs(environment: CompiledEnvironment): BucketSpec[] {
+    const override = environment.policy.rateLimit ?? {};
+    const rate = override.requestsPerSecond ?? this.config.requestsPerSecond;
+    const specs: BucketSpec[] = [{ scope: 'session', rate, burst: override.burst ?? Math.max(this.config.burst, Math.ceil(rate)) }];
+    if (this.config.perHostRequestsPerSecond > 0) {
+      specs.push({ scope: 'host', rate: this.config.perHostRequestsPerSecond, burst: this.config.perHostBurst || this.config.perHostRequestsPerSecond });
+    }
+    if (this.config.environmentRequestsPerSecond > 0) {
+      specs.push({ scope: 'environment', rate: this.config.environmentRequestsPerSecond, burst: this.config.environmentBurst || this.config.environmentRequestsPerSecond });
+    }
+    return specs;
+  }
+
+  async take(who: { sessionKey: string; environment: string; host: string }, environment: CompiledEnvironment): Promise<LimitVerdict> {
+    for (const spec of this.specs(environment)) {
+      const key = spec.scope === 'session' ? who.sessionKey : spec.scope === 'host' ? `${who.sessionKey}|${who.host}` : who.environment;
+      try {
+        await this.bucket(spec).consume(key, 1);
+      } catch (rejection) {
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        return {
+          ok: false,
+          scope: spec.scope,
+          retryAfterSeconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)),
+          state: { scope: spec.scope, limit: spec.burst, perSecond: spec.rate, remaining: rejection.remainingPoints, msBeforeNext: rejection.msBeforeNext },
+        };
+      }
+    }
+    return { ok: true };
+  }
+
+  open(sessionKey: string, environment: CompiledEnvironment): LimitVerdict & { release?: () => void } {
+    const max = environment.policy.rateLimit?.maxConnections ?? this.config.maxConnections;
+    const current = this.openCount.get(sessionKey) ?? 0;
+    if (current >= max) {
+      return { ok: false, scope: 'connections', retryAfterSeconds: 1, state: { scope: 'connections', limit: max, open: current } };
+    }
+    this.openCount.set(sessionKey, current + 1);
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        const now = (this.openCount.get(sessionKey) ?? 1) - 1;
+        if (now <= 0) this.openCount.delete(sessionKey);
+        else this.openCount.set(sessionKey, now);
+      },
+    };
+  }
+
+  bandwidthFor(_environment: CompiledEnvironment): number {
+    return this.config.bandwidthBytesPerSecond;
+  }
+}

@@ -1,0 +1,215 @@
+// Host names and domain patterns (SPEC §3 "Domain matching"): parsing at load time, and a
+// compiled matcher whose lookup cost depends on the host's label count, not on the list size.
+
+import { domainToASCII } from 'node:url';
+import { canonicalIp } from './addresses.js';
+
+export interface DomainPattern {
+  kind: 'exact' | 'wildcard' | 'ip';
+  /** Normalised host; for a wildcard, the suffix after `*.`; for an IP, its canonical form. */
+  host: string;
+  port?: number;
+  /** The entry as the operator wrote it: what decisions report as `rule`. */
+  source: string;
+}
+
+export type DomainMatch = { matched: false } | { matched: true; portAllowed: boolean; rule: string };
+
+export type ParsedPattern = { ok: true; pattern: DomainPattern } | { ok: false; error: string };
+
+/** A label that the WHATWG URL parser would read as an IPv4 number (`123`, `0x1f`). */
+const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/;
+
+/**
+ * The one spelling of a host that policy compares: lower case, no trailing dot, punycode,
+ * IP literals canonical (IPv6 without brackets). Null when the host is not a valid name.
+ *
+ * Rejecting rather than cleaning is deliberate: `evil.com\x00.allowed.com`, `a b`, `x%2e`,
+ * `user@host` or `host/path` mean different hosts to different parsers, and the only safe
+ * answer to a host we cannot read one way is no.
+ */
+export function normalizeHost(raw: string): string | null {
+  if (typeof raw !== 'string' || raw.length === 0 || raw.length > 1024) return null;
+
+  if (raw.startsWith('[') || raw.includes(':')) {
+    // Only IPv6 has colons or brackets; a port must have been split off by the caller.
+    const ip = canonicalIp(raw);
+    return ip?.family === 6 ? ip.address : null;
+  }
+
+  let host = raw;
+  // Internationalised names compare in their ASCII form (UTS #46, as browsers and curl do),
+  // so `bücher.example` and `xn--bcher-kva.example` are one host.
+  if (/[^\x00-\x7f]/.test(host)) {
+    host = domainToASCII(host);
+    if (host === '') return null;
+  }
+  host = host.toLowerCase();
+  // One trailing dot is the root label (`example.com.` is `example.com`); a second is an empty label.
+  if (host.endsWith('.')) host = host.slice(0, -1);
+  // `_` appears in real DNS names (service records, some CDNs); everything else is refused.
+  if (!/^[a-z0-9_.-]+$/.test(host)) return null;
+
+  // inet_aton spellings (`0x7f.1`, `2130706433`) are IP addresses to the resolver: compare them as such.
+  const ip = canonicalIp(host);
+  if (ip) return ip.address;
+
+  const labels = host.split('.');
+  if (host.length > 253 || labels.some((label) => label.length === 0 || label.length > 63)) return null;
+  // `1.2.3.4.5` or `example.123`: a URL parser fails on these, a resolver may read them as an
+  // address. No real top-level domain is numeric (RFC 3696 §2), so refuse the ambiguity.
+  if (NUMERIC_LABEL.test(labels[labels.length - 1] as string)) return null;
+  return host;
+}
+
+const fail = (entry: string, why: string): ParsedPattern => ({ ok: false, error: `${JSON.stringify(entry)}: ${why}` });
+
+/**
+ * An allowlist or denylist entry: `example.com`, `*.example.com`, an IP, each with an optional
+ * `:port` (IPv6 with a port in brackets: `[2001:db8::1]:443`).
+ */
+export function parseDomainPattern(entry: string): ParsedPattern {
+  if (typeof entry !== 'string') return { ok: false, error: `expected a string, got ${JSON.stringify(entry) ?? typeof entry}` };
+  if (entry === '') return fail(entry, 'an entry must not be empty');
+  if (/\s/.test(entry)) return fail(entry, 'an entry must not contain spaces');
+
+  let hostText = entry;
+  let portText: string | undefined;
+  if (entry.startsWith('[')) {
+    const close = entry.indexOf(']');
+    if (close < 0) return fail(entry, 'missing "]" after an IPv6 address');
+    hostText = entry.slice(1, close);
+    const rest = entry.slice(close + 1);
+    if (rest !== '') {
+      if (!rest.startsWith(':')) return fail(entry, 'expected ":port" after "]"');
+      portText = rest.slice(1);
+    }
+    if (!hostText.includes(':')) return fail(entry, 'brackets are only for IPv6 addresses');
+  } else {
+    const colons = entry.split(':').length - 1;
+    if (colons === 1) [hostText, portText] = entry.split(':') as [string, string];
+    // Two or more colons: a bare IPv6 address, which cannot carry a port without brackets.
+  }
+
+  let port: number | undefined;
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+      return fail(entry, 'the port must be a number from 1 to 65535');
+    }
+    port = Number(portText);
+  }
+  const withPort = (p: Omit<DomainPattern, 'port' | 'source'>): ParsedPattern => ({
+    ok: true,
+    pattern: port === undefined ? { ...p, source: entry } : { ...p, port, source: entry },
+  });
+
+  if (hostText.includes('*')) {
+    if (hostText === '*') return fail(entry, 'a bare "*" is not allowed; use access "full" to allow every domain');
+    if (!hostText.startsWith('*.') || hostText.indexOf('*', 1) >= 0) {
+      return fail(entry, 'a wildcard is allowed only as a leading "*."');
+    }
+    const suffixText = hostText.slice(2);
+    if (suffixText.includes(':') || canonicalIp(suffixText.replace(/\.$/, ''))) {
+      return fail(entry, 'a wildcard cannot cover an IP address');
+    }
+    const suffix = normalizeHost(suffixText);
+    if (suffix === null) return fail(entry, `${JSON.stringify(suffixText)} is not a valid domain name`);
+    if (!suffix.includes('.')) {
+      return fail(entry, `a wildcard over the top-level domain "${suffix}" is not allowed; name a domain under it`);
+    }
+    return withPort({ kind: 'wildcard', host: suffix });
+  }
+
+  const host = normalizeHost(hostText);
+  if (host === null) {
+    return fail(entry, hostText.includes(':') ? 'not a valid IPv6 address' : 'not a valid domain name or IP address');
+  }
+  return withPort({ kind: canonicalIp(host) ? 'ip' : 'exact', host });
+}
+
+/** Entries of one host (or one wildcard suffix), arranged for the port check. */
+interface Bucket {
+  /** The first entry without a port: allows the caller's default ports. */
+  portless?: string;
+  /** Port-scoped entries: port -> rule. */
+  ports: Map<number, string>;
+  /** The first entry seen, reported when the host matched but no entry allowed the port. */
+  first: string;
+}
+
+export interface DomainSet {
+  /** Number of entries compiled in. */
+  readonly size: number;
+  /**
+   * Does `host` (already normalised) match an entry, and does a matching entry allow `port`?
+   * `defaultPorts` are the ports an entry without a port allows ('any' = every port).
+   */
+  match(host: string, port: number, defaultPorts: ReadonlySet<number> | 'any'): DomainMatch;
+}
+
+function addTo(map: Map<string, Bucket>, pattern: DomainPattern): void {
+  let bucket = map.get(pattern.host);
+  if (!bucket) {
+    bucket = { ports: new Map(), first: pattern.source };
+    map.set(pattern.host, bucket);
+  }
+  if (pattern.port === undefined) bucket.portless ??= pattern.source;
+  else if (!bucket.ports.has(pattern.port)) bucket.ports.set(pattern.port, pattern.source);
+}
+
+/** The rule of `bucket` that allows `port`, if any. */
+function allowing(bucket: Bucket, port: number, defaultPorts: ReadonlySet<number> | 'any'): string | undefined {
+  const scoped = bucket.ports.get(port);
+  if (scoped !== undefined) return scoped;
+  if (bucket.portless !== undefined && (defaultPorts === 'any' || defaultPorts.has(port))) return bucket.portless;
+  return undefined;
+}
+
+/** Normalised hosts are IP literals exactly when they contain ':' or are a dotted quad. */
+const isIpLiteral = (host: string): boolean => host.includes(':') || /^\d+\.\d+\.\d+\.\d+$/.test(host);
+
+/**
+ * Compile entries into hash maps. A lookup costs one probe for the exact host and one per
+ * suffix of it (`a.b.example.com` probes `b.example.com`, `example.com`, `com` for wildcards),
+ * so a 10-entry list and a 10,000-entry list answer in the same time.
+ */
+export function compileDomainSet(patterns: readonly DomainPattern[]): DomainSet {
+  const exact = new Map<string, Bucket>();
+  const wildcard = new Map<string, Bucket>();
+  const ips = new Map<string, Bucket>();
+  for (const pattern of patterns) {
+    addTo(pattern.kind === 'exact' ? exact : pattern.kind === 'wildcard' ? wildcard : ips, pattern);
+  }
+
+  return {
+    size: patterns.length,
+    match(host, port, defaultPorts) {
+      // An IP literal only ever matches the same IP entry: `*.3.4` must not cover 1.2.3.4, and
+      // a domain entry says nothing about whatever address a client typed.
+      if (isIpLiteral(host)) {
+        const bucket = ips.get(host);
+        if (!bucket) return { matched: false };
+        const rule = allowing(bucket, port, defaultPorts);
+        return rule !== undefined ? { matched: true, portAllowed: true, rule } : { matched: true, portAllowed: false, rule: bucket.first };
+      }
+
+      // Most specific first: the exact host, then wildcards from the longest suffix down. The
+      // first entry that allows the port decides; if none does, report the most specific match.
+      let refused: string | undefined;
+      const consider = (bucket: Bucket | undefined): string | undefined => {
+        if (!bucket) return undefined;
+        const rule = allowing(bucket, port, defaultPorts);
+        if (rule === undefined) refused ??= bucket.first;
+        return rule;
+      };
+      let rule = consider(exact.get(host));
+      // Strict suffixes only: `*.example.com` never matches `example.com` itself.
+      for (let dot = host.indexOf('.'); rule === undefined && dot >= 0; dot = host.indexOf('.', dot + 1)) {
+        rule = consider(wildcard.get(host.slice(dot + 1)));
+      }
+      if (rule !== undefined) return { matched: true, portAllowed: true, rule };
+      if (refused !== undefined) return { matched: true, portAllowed: false, rule: refused };
+      return { matched: false };
+    },
+  };
+}

@@ -1,0 +1,69 @@
+// What the socket layer needs from the rest of the process, and nothing more. The runtime
+// (src/runtime.ts) provides it; tests of the proxy build the real one, not a stand-in.
+
+import type { Logger } from '../log.js';
+import type { CompiledEnvironment } from '../policy/decide.js';
+import type { Decision, ReasonCode, Target } from '../policy/types.js';
+import type { ConnectionRegistry } from './connections.js';
+import type { DialOptions } from './dial.js';
+import type { Credentials } from './identity.js';
+
+export type Identity =
+  | { ok: true; environment: CompiledEnvironment; sessionId: string | undefined }
+  | { ok: false; reason: Extract<ReasonCode, 'auth_required' | 'auth_invalid'>; environment: string };
+
+export type LimitVerdict = { ok: true } | { ok: false; retryAfterSeconds: number; scope: string; state: Record<string, unknown> };
+
+export interface Limiter {
+  /** One request or one new tunnel. */
+  take(identity: { sessionKey: string; environment: string; host: string }, environment: CompiledEnvironment): Promise<LimitVerdict>;
+  /** A slot among the session's open connections, or the verdict that there is none. */
+  open(sessionKey: string, environment: CompiledEnvironment): LimitVerdict & { release?: () => void };
+  /** Bytes per second for one session's tunnels, 0 when unlimited. */
+  bandwidthFor(environment: CompiledEnvironment): number;
+}
+
+export interface DecisionRecord {
+  environment: string;
+  session: string | undefined;
+  method: string;
+  host: string;
+  port: number;
+  decision: 'allow' | 'deny';
+  reason: ReasonCode;
+  rule?: string;
+  bytesUp?: number;
+  bytesDown?: number;
+  durationMs?: number;
+  decisionSeconds?: number;
+  detail?: string;
+  limiter?: Record<string, unknown>;
+}
+
+export interface ProxyObserver {
+  decision(record: DecisionRecord): void;
+  tunnelBytes(environment: string, up: number, down: number): void;
+  connectionOpened(): void;
+  connectionClosed(): void;
+  upstreamTiming(kind: 'dns' | 'connect', seconds: number): void;
+  error(kind: string): void;
+}
+
+export interface ProxySettings {
+  headerTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxConnections: number;
+  connectTimeoutMs: number;
+}
+
+export interface ProxyContext {
+  settings: ProxySettings;
+  dial: DialOptions;
+  log: Logger;
+  identify(credentials: Credentials): Identity;
+  decide(environment: CompiledEnvironment, target: Target): Decision;
+  limiter: Limiter;
+  observer: ProxyObserver;
+  connections: ConnectionRegistry;
+}

@@ -1,0 +1,90 @@
+// From a permitted host name to a connected socket, with the private-address block in between.
+// The address that is checked is the address that is dialled: no second lookup, so a DNS answer
+// that changes between check and connect (rebinding) cannot steer the connection inward.
+
+import { lookup } from 'node:dns/promises';
+import { connect, type Socket } from 'node:net';
+import { canonicalIp, checkAddress, type CidrSet } from '../policy/addresses.js';
+import type { ReasonCode } from '../policy/types.js';
+
+export interface DialOptions {
+  /** Host overrides, like curl --resolve (tests, split horizon). */
+  resolve: Readonly<Record<string, string>>;
+  exempt: CidrSet;
+  dnsTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+export type Resolution =
+  | { ok: true; addresses: string[]; dnsMs: number }
+  | { ok: false; reason: Extract<ReasonCode, 'dns_failure' | 'private_address' | 'upstream_timeout'>; detail: string };
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves and checks every address. One private address in the answer refuses the whole answer. */
+export async function resolveTarget(host: string, options: DialOptions): Promise<Resolution> {
+  const started = performance.now();
+  let addresses: string[];
+  const literal = canonicalIp(host);
+  const override = options.resolve[host];
+  if (literal) {
+    addresses = [literal.address];
+  } else if (override !== undefined) {
+    addresses = [canonicalIp(override)?.address ?? override];
+  } else {
+    try {
+      const answer = await withTimeout(lookup(host, { all: true, verbatim: true }), options.dnsTimeoutMs);
+      if (answer === 'timeout') return { ok: false, reason: 'dns_failure', detail: 'DNS lookup timed out' };
+      addresses = answer.map((a) => a.address);
+    } catch (error) {
+      return { ok: false, reason: 'dns_failure', detail: (error as NodeJS.ErrnoException).code ?? 'lookup failed' };
+    }
+    if (addresses.length === 0) return { ok: false, reason: 'dns_failure', detail: 'no address' };
+  }
+  for (const address of addresses) {
+    const verdict = checkAddress(address, options.exempt);
+    if (verdict.blocked) return { ok: false, reason: 'private_address', detail: `${address} is ${verdict.class}` };
+  }
+  return { ok: true, addresses, dnsMs: performance.now() - started };
+}
+
+export type Dialled =
+  | { ok: true; socket: Socket; address: string; connectMs: number }
+  | { ok: false; reason: Extract<ReasonCode, 'upstream_unreachable' | 'upstream_timeout'>; detail: string };
+
+function connectOnce(address: string, port: number, timeoutMs: number): Promise<Dialled> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const socket = connect({ host: address, port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ ok: false, reason: 'upstream_timeout', detail: `connect to ${address}:${port} timed out` });
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve({ ok: true, socket, address, connectMs: performance.now() - started });
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ok: false, reason: 'upstream_unreachable', detail: error.code ?? error.message });
+    });
+  });
+}
+
+/** Tries the checked addresses in order; the first that answers wins. */
+export async function dialChecked(addresses: string[], port: number, timeoutMs: number): Promise<Dialled> {
+  let last: Dialled = { ok: false, reason: 'upstream_unreachable', detail: 'no address' };
+  for (const address of addresses.slice(0, 4)) {
+    last = await connectOnce(address, port, timeoutMs);
+    if (last.ok) return last;
+  }
+  return last;
+}

@@ -1,0 +1,111 @@
+// Plain HTTP in absolute form: every request on a kept-alive client connection is admitted on
+// its own (a connection may switch hosts; each target is checked). Bodies stream both ways
+// without buffering. The upstream request line is rebuilt from the parsed URI, with a Host header
+// that names exactly the checked target.
+
+import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { admit } from './admit.js';
+import type { DecisionRecord, ProxyContext } from './context.js';
+import { endToEndHeaders } from './headers.js';
+import { refuseResponse } from './refuse.js';
+import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.js';
+
+export function createUpstreamAgent(): Agent {
+  // Pooled by checked address and port: a pooled socket is only reused for the same address.
+  return new Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 60_000 });
+}
+
+export async function handleForward(ctx: ProxyContext, agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now();
+  const method = req.method ?? 'GET';
+  const socket = req.socket as Socket;
+  const parsed = parseAbsoluteUri(req.url ?? '');
+  if (!parsed.ok) {
+    const host = '';
+    refuseResponse(res, { reason: 'bad_request', host, environment: '' }, true);
+    ctx.observer.decision({ environment: '', session: undefined, method, host, port: 0, decision: 'deny', reason: 'bad_request', detail: parsed.why });
+    req.resume();
+    return;
+  }
+  const { target, path } = parsed;
+  const hostHeader = req.headers.host;
+  if (hostHeader !== undefined && !hostHeaderMatches(hostHeader, target)) {
+    // Two authorities in one request: the one we would check and the one a server would route on.
+    refuseResponse(res, { reason: 'misdirected', host: target.host, environment: '' }, true);
+    ctx.observer.decision({ environment: '', session: undefined, method, host: target.host, port: target.port, decision: 'deny', reason: 'misdirected' });
+    req.resume();
+    return;
+  }
+
+  const admitted = await admit(ctx, { method, target, proxyAuthorization: req.headers['proxy-authorization'], remoteAddress: socket.remoteAddress });
+  if (!admitted.ok) {
+    refuseResponse(res, admitted.refusal, admitted.refusal.reason === 'auth_invalid');
+    ctx.observer.decision(admitted.record);
+    req.resume();
+    return;
+  }
+  const envId = admitted.environment.policy.id;
+  const record: DecisionRecord = { environment: envId, session: admitted.sessionId, method, host: target.host, port: target.port, decision: 'allow', reason: 'allowed', rule: admitted.decision.rule, decisionSeconds: (performance.now() - started) / 1000 };
+
+  const slot = ctx.limiter.open(admitted.sessionKey, admitted.environment);
+  if (!slot.ok) {
+    refuseResponse(res, { reason: 'rate_limited', host: target.host, environment: envId, retryAfter: slot.retryAfterSeconds });
+    ctx.observer.decision({ ...record, decision: 'deny', reason: 'rate_limited', rule: `limit:${slot.scope}`, limiter: slot.state });
+    req.resume();
+    return;
+  }
+
+  // A kept-alive client connection is registered under its latest target, so a policy change
+  // that refuses that target closes the connection rather than waiting for the next request.
+  const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: () => socket.destroy() });
+  let done = false;
+  let bytesDown = 0;
+  const finish = (outcome: Partial<DecisionRecord> = {}): void => {
+    if (done) return;
+    done = true;
+    unregister();
+    slot.release?.();
+    ctx.observer.decision({ ...record, bytesUp: upstreamBytes(), bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
+  };
+  let sent = 0;
+  const upstreamBytes = (): number => sent;
+  req.on('data', (chunk: Buffer) => {
+    sent += chunk.length;
+  });
+
+  const headers = endToEndHeaders(req.rawHeaders, true);
+  headers.unshift('Host', formatAuthority(target, 80));
+  const address = admitted.addresses[0] as string;
+  const upstreamReq = httpRequest({ host: address, port: target.port, method, path, headers, agent, setHost: false });
+  upstreamReq.setTimeout(ctx.settings.connectTimeoutMs + ctx.settings.idleTimeoutMs);
+  upstreamReq.on('socket', (upstreamSocket) => upstreamSocket.setNoDelay(true));
+  upstreamReq.on('timeout', () => upstreamReq.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
+  upstreamReq.on('error', (error: NodeJS.ErrnoException) => {
+    const reason = error.code === 'ETIMEDOUT' ? 'upstream_timeout' : 'upstream_unreachable';
+    ctx.observer.error(reason);
+    if (!res.headersSent) {
+      refuseResponse(res, { reason, host: target.host, environment: envId }, true);
+      finish({ decision: 'deny', reason, detail: error.code ?? error.message });
+    } else {
+      res.destroy();
+      finish({ detail: `upstream failed mid-response: ${error.code ?? error.message}` });
+    }
+  });
+  upstreamReq.on('response', (upstreamRes) => {
+    res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, endToEndHeaders(upstreamRes.rawHeaders));
+    upstreamRes.on('data', (chunk: Buffer) => {
+      bytesDown += chunk.length;
+    });
+    upstreamRes.pipe(res);
+    upstreamRes.on('error', () => res.destroy());
+    res.on('finish', () => finish());
+  });
+  res.on('close', () => {
+    if (!res.writableFinished) {
+      upstreamReq.destroy();
+      finish({ detail: 'client closed early' });
+    }
+  });
+  req.pipe(upstreamReq);
+}

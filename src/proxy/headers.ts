@@ -1,0 +1,31 @@
+// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are never forwarded,
+// nor is anything the client meant for the proxy (Proxy-Authorization above all).
+
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Filters a raw [name, value, name, value, ...] list, keeping order and case. */
+export function endToEndHeaders(raw: string[], skipHost = false): string[] {
+  const named = new Set<string>();
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === 'connection') {
+      for (const token of (raw[i + 1] as string).split(',')) named.add(token.trim().toLowerCase());
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (hopByHop.has(name) || named.has(name) || name.startsWith('proxy-') || (skipHost && name === 'host')) continue;
+    out.push(raw[i] as string, raw[i + 1] as string);
+  }
+  return out;
+}

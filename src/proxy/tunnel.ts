@@ -1,0 +1,97 @@
+// CONNECT: after admission, a byte pipe between the client and the checked upstream address.
+// Half-close is passed through (a client that ends its upload still gets the download), an
+// error on either side tears down both, and an idle tunnel is closed.
+
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { admit } from './admit.js';
+import type { DecisionRecord, ProxyContext } from './context.js';
+import { dialChecked } from './dial.js';
+import { refuseSocket } from './refuse.js';
+import { parseAuthority } from './target.js';
+
+export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+  const started = performance.now();
+  const clientSocket = client as Socket;
+  client.on('error', () => client.destroy());
+  const parsed = parseAuthority(req.url ?? '');
+  if (!parsed.ok) {
+    const host = (req.url ?? '').slice(0, 300);
+    refuseSocket(client, { reason: 'bad_request', host, environment: '' });
+    ctx.observer.decision({ environment: '', session: undefined, method: 'CONNECT', host, port: 0, decision: 'deny', reason: 'bad_request', detail: parsed.why });
+    return;
+  }
+  const { target } = parsed;
+  const admitted = await admit(ctx, { method: 'CONNECT', target, proxyAuthorization: req.headers['proxy-authorization'], remoteAddress: clientSocket.remoteAddress });
+  if (!admitted.ok) {
+    refuseSocket(client, admitted.refusal);
+    ctx.observer.decision(admitted.record);
+    return;
+  }
+  const envId = admitted.environment.policy.id;
+  const record: DecisionRecord = { environment: envId, session: admitted.sessionId, method: 'CONNECT', host: target.host, port: target.port, decision: 'allow', reason: 'allowed', rule: admitted.decision.rule, decisionSeconds: (performance.now() - started) / 1000 };
+
+  const slot = ctx.limiter.open(admitted.sessionKey, admitted.environment);
+  if (!slot.ok) {
+    refuseSocket(client, { reason: 'rate_limited', host: target.host, environment: envId, retryAfter: slot.retryAfterSeconds });
+    ctx.observer.decision({ ...record, decision: 'deny', reason: 'rate_limited', rule: `limit:${slot.scope}`, limiter: slot.state });
+    return;
+  }
+  if (client.destroyed) {
+    slot.release?.();
+    return;
+  }
+  const dialled = await dialChecked(admitted.addresses, target.port, ctx.settings.connectTimeoutMs);
+  if (!dialled.ok) {
+    slot.release?.();
+    refuseSocket(client, { reason: dialled.reason, host: target.host, environment: envId });
+    ctx.observer.decision({ ...record, decision: 'deny', reason: dialled.reason, detail: dialled.detail });
+    ctx.observer.error(dialled.reason);
+    return;
+  }
+  ctx.observer.upstreamTiming('connect', dialled.connectMs / 1000);
+  const upstream = dialled.socket;
+  if (client.destroyed) {
+    upstream.destroy();
+    slot.release?.();
+    return;
+  }
+
+  let finished = false;
+  const teardown = (): void => {
+    client.destroy();
+    upstream.destroy();
+  };
+  const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: teardown });
+  const finish = (): void => {
+    if (finished || !client.destroyed || !upstream.destroyed) return;
+    finished = true;
+    unregister();
+    slot.release?.();
+    const up = upstream.bytesWritten;
+    const down = upstream.bytesRead;
+    ctx.observer.tunnelBytes(envId, up, down);
+    ctx.observer.decision({ ...record, bytesUp: up, bytesDown: down, durationMs: Math.round(performance.now() - started) });
+  };
+
+  upstream.on('error', teardown);
+  client.on('error', teardown);
+  upstream.on('close', () => {
+    // The upstream is gone: nothing more can reach the client once what is buffered drains.
+    if (!client.destroyed) client.end();
+    finish();
+  });
+  client.on('close', () => {
+    upstream.destroy();
+    finish();
+  });
+  upstream.setTimeout(ctx.settings.idleTimeoutMs, teardown);
+  clientSocket.setTimeout?.(ctx.settings.idleTimeoutMs, teardown);
+  clientSocket.setNoDelay?.(true);
+
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (head.length > 0) upstream.write(head);
+  client.pipe(upstream);
+  upstream.pipe(client);
+}

@@ -1,0 +1,167 @@
+// The process: config in, listeners out. Holds the one mutable thing, the compiled policy
+// snapshot, and swaps it whole whenever the state changes; the request path only reads it.
+
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Config } from './config/types.js';
+import { packageRoot } from './config/load.js';
+import { Limits } from './limits.js';
+import { createLogger, type Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { createObserver } from './observer.js';
+import { CidrSet } from './policy/addresses.js';
+import { compileEnvironment, decideTarget, type CompiledDefaults, type CompiledEnvironment } from './policy/decide.js';
+import type { Decision, EnvironmentPolicy, Target } from './policy/types.js';
+import { ConnectionRegistry, type OpenConnection } from './proxy/connections.js';
+import type { Identity, ProxyContext } from './proxy/context.js';
+import type { Credentials } from './proxy/identity.js';
+import { createProxyServer, type ProxyServer } from './proxy/server.js';
+import { FileStateStore, type FileProblem } from './state/file-store.js';
+import { readPolicyInputs, type FileErrors } from './state/policy-inputs.js';
+import { tokenMatches } from './state/sessions.js';
+
+export const version: string = (JSON.parse(readFileSync(resolve(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+export type ReloadResult = { ok: true } | { ok: false; problems: (FileErrors | FileProblem)[] };
+
+export class Runtime {
+  readonly connections = new ConnectionRegistry();
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly limits: Limits;
+  readonly exempt: CidrSet;
+  readonly store: FileStateStore;
+  private defaults: CompiledDefaults;
+  private compiled = new Map<string, CompiledEnvironment>();
+  /** Compiled forms by source object: an unchanged environment is never compiled twice. */
+  private compileCache = new WeakMap<EnvironmentPolicy, CompiledEnvironment>();
+  private proxy: ProxyServer | undefined;
+  private adminClose: (() => Promise<void>) | undefined;
+  readonly context: ProxyContext;
+
+  private constructor(public config: Config, defaults: CompiledDefaults, configured: EnvironmentPolicy[], log?: Logger) {
+    this.log = log ?? createLogger(config.logging.level);
+    this.metrics = createMetrics(version);
+    this.limits = new Limits(config.limits);
+    this.exempt = new CidrSet([...config.upstream.allowPrivateNetworks]);
+    this.defaults = defaults;
+    this.store = new FileStateStore(config.stateDir, configured);
+    this.store.on('change', () => this.rebuild());
+    const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id));
+    this.context = {
+      settings: config.proxy,
+      dial: { resolve: config.upstream.resolve, exempt: this.exempt, dnsTimeoutMs: config.upstream.dnsTimeoutMs, connectTimeoutMs: config.proxy.connectTimeoutMs },
+      log: this.log,
+      identify: (credentials) => this.identify(credentials),
+      decide: (environment, target) => decideTarget(environment, target, this.exempt),
+      limiter: this.limits,
+      observer,
+      connections: this.connections,
+    };
+  }
+
+  /** Reads policy inputs and state; refuses to start on any invalid file. */
+  static async create(config: Config, log?: Logger): Promise<{ ok: true; runtime: Runtime } | { ok: false; problems: (FileErrors | FileProblem)[] }> {
+    const inputs = readPolicyInputs(config);
+    if (!inputs.ok) return { ok: false, problems: inputs.problems };
+    const runtime = new Runtime(config, inputs.defaults, inputs.environments, log);
+    const report = await runtime.store.load();
+    if (report.problems.length > 0) return { ok: false, problems: report.problems };
+    return { ok: true, runtime };
+  }
+
+  environment(id: string): CompiledEnvironment | undefined {
+    return this.compiled.get(id);
+  }
+
+  identify(credentials: Credentials): Identity {
+    if (credentials.kind === 'none') {
+      const fallback = this.config.auth.required ? undefined : this.compiled.get(this.config.auth.defaultEnvironment);
+      if (!fallback) return { ok: false, reason: 'auth_required', environment: '' };
+      return { ok: true, environment: fallback, sessionId: undefined };
+    }
+    if (credentials.kind === 'malformed') return { ok: false, reason: 'auth_invalid', environment: '' };
+    const session = this.store.getSession(credentials.sessionId);
+    // Unknown session and wrong token look the same from outside: no oracle for valid ids.
+    if (!session || !tokenMatches(session, credentials.token)) return { ok: false, reason: 'auth_invalid', environment: '' };
+    const environment = this.compiled.get(session.environment);
+    if (!environment) return { ok: false, reason: 'auth_invalid', environment: session.environment };
+    return { ok: true, environment, sessionId: session.id };
+  }
+
+  /** The decision the proxy would make before dialling (the `check` harness and /v1/check). */
+  check(environmentId: string, target: Target): Decision | undefined {
+    const environment = this.compiled.get(environmentId);
+    if (!environment) return undefined;
+    return checkTarget(environment, target, this.exempt, this.config.upstream.resolve);
+  }
+
+  /** Re-reads config-derived inputs and every state file; a bad file keeps the last good policy. */
+  async reload(config: Config = this.config): Promise<ReloadResult> {
+    const inputs = readPolicyInputs(config);
+    if (!inputs.ok) {
+      this.metrics.policyReloads.inc({ result: 'failure' });
+      return { ok: false, problems: inputs.problems };
+    }
+    this.defaults = inputs.defaults;
+    this.compileCache = new WeakMap();
+    const report = await this.store.load();
+    this.metrics.policyReloads.inc({ result: report.problems.length > 0 ? 'failure' : 'success' });
+    for (const problem of report.problems) this.log.warn({ file: problem.file, errors: problem.errors }, 'policy file refused; last good policy kept');
+    return report.problems.length > 0 ? { ok: false, problems: report.problems } : { ok: true };
+  }
+
+  /** Compiles the store's view into a new snapshot, swaps it in, and closes what it refuses. */
+  rebuild(): void {
+    const next = new Map<string, CompiledEnvironment>();
+    for (const policy of this.store.listEnvironments(true)) {
+      let compiled = this.compileCache.get(policy);
+      if (!compiled) {
+        compiled = compileEnvironment(policy, this.defaults);
+        this.compileCache.set(policy, compiled);
+      }
+      next.set(policy.id, compiled);
+      this.metrics.policyEntries.set({ environment: policy.id }, compiled.entryCount);
+    }
+    this.compiled = next;
+    this.connections.sweep((connection) => this.stillAllowed(connection));
+  }
+
+  private stillAllowed(connection: OpenConnection): boolean {
+    let environmentId = connection.environment;
+    if (connection.sessionId !== undefined) {
+      const session = this.store.getSession(connection.sessionId);
+      if (!session) return false;
+      environmentId = session.environment;
+    }
+    const environment = this.compiled.get(environmentId);
+    return environment !== undefined && decideTarget(environment, connection.target, this.exempt).allow;
+  }
+
+  async start(adminStart?: (runtime: Runtime) => Promise<{ address: string; close: () => Promise<void> }>): Promise<{ proxy: { host: string; port: number }; admin?: string }> {
+    this.rebuild();
+    this.proxy = createProxyServer(this.context);
+    const proxy = await this.proxy.listen(this.config.proxy.listen.host, this.config.proxy.listen.port);
+    let admin: string | undefined;
+    if (adminStart) {
+      const started = await adminStart(this);
+      admin = started.address;
+      this.adminClose = started.close;
+    }
+    return { proxy, admin };
+  }
+
+  async stop(graceMs = this.config.proxy.shutdownGraceMs): Promise<void> {
+    await Promise.all([this.proxy?.close(graceMs), this.adminClose?.()]);
+    this.log.flush?.();
+  }
+}
+
+/** decideTarget plus the address check for names pinned in upstream.resolve (no DNS here). */
+export function checkTarget(environment: CompiledEnvironment, target: Target, exempt: CidrSet, pinned: Readonly<Record<string, string>>): Decision {
+  const decision = decideTarget(environment, target, exempt);
+  const address = pinned[target.host];
+  if (!decision.allow || address === undefined) return decision;
+  const byAddress = decideTarget(environment, { host: address, port: target.port }, exempt);
+  return byAddress.reason === 'private_address' ? byAddress : decision;
+}
