@@ -1,0 +1,165 @@
+// Environments and sessions on disk under stateDir, mirrored in memory.
+//   stateDir/environments/<id>.yaml   policies (written by the API, or by hand)
+//   stateDir/sessions/<id>.json       sessions (token kept as a hash only)
+// Writes are atomic and durable (atomic.ts) and serialised per file, so concurrent PUTs to one
+// environment land in the order they were acknowledged and a crash leaves a prefix of them.
+
+import { EventEmitter } from 'node:events';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { validateEnvironment } from '../policy/environment.js';
+import type { EnvironmentPolicy } from '../policy/types.js';
+import { removeFileDurably, writeFileAtomic } from './atomic.js';
+import { parseSessionFile, type Session } from './sessions.js';
+
+export interface FileProblem {
+  file: string;
+  errors: { path: string; message: string }[];
+}
+
+export interface LoadReport {
+  environments: number;
+  sessions: number;
+  problems: FileProblem[];
+}
+
+const environmentFile = /^([a-z0-9_-]{1,64})\.(ya?ml|json)$/;
+
+export class FileStateStore extends EventEmitter {
+  readonly environmentsDir: string;
+  readonly sessionsDir: string;
+  /** Environments from the config file: the base layer that files in stateDir override. */
+  private readonly configured: Map<string, EnvironmentPolicy>;
+  private fromFiles = new Map<string, EnvironmentPolicy>();
+  private sessions = new Map<string, Session>();
+  private writeChains = new Map<string, Promise<unknown>>();
+
+  constructor(readonly stateDir: string, configured: EnvironmentPolicy[] = []) {
+    super();
+    this.environmentsDir = join(stateDir, 'environments');
+    this.sessionsDir = join(stateDir, 'sessions');
+    this.configured = new Map(configured.map((p) => [p.id, p]));
+  }
+
+  /**
+   * Reads every file. A file that does not parse or validate is reported and its last good
+   * version (if this process had one) stays in force: a typo never opens or closes the gates.
+   */
+  async load(): Promise<LoadReport> {
+    await mkdir(this.environmentsDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.sessionsDir, { recursive: true, mode: 0o700 });
+    const problems: FileProblem[] = [];
+    const environments = new Map<string, EnvironmentPolicy>();
+    for (const name of (await readdir(this.environmentsDir)).sort()) {
+      const match = environmentFile.exec(name);
+      if (!match) continue;
+      const id = match[1] as string;
+      const file = join(this.environmentsDir, name);
+      const result = await readEnvironmentFile(file, id);
+      if (result.ok) {
+        environments.set(id, result.value);
+      } else {
+        problems.push({ file, errors: result.errors });
+        const previous = this.fromFiles.get(id);
+        if (previous) environments.set(id, previous);
+      }
+    }
+    const sessions = new Map<string, Session>();
+    for (const name of await readdir(this.sessionsDir)) {
+      if (!name.endsWith('.json') || name.startsWith('.')) continue;
+      const file = join(this.sessionsDir, name);
+      try {
+        const parsed = parseSessionFile(JSON.parse(await readFile(file, 'utf8')));
+        if (typeof parsed === 'string') problems.push({ file, errors: [{ path: '(session)', message: parsed }] });
+        else sessions.set(parsed.id, parsed);
+      } catch (error) {
+        problems.push({ file, errors: [{ path: '(file)', message: (error as Error).message }] });
+      }
+    }
+    this.fromFiles = environments;
+    this.sessions = sessions;
+    this.emit('change');
+    return { environments: this.listEnvironments(true).length, sessions: sessions.size, problems };
+  }
+
+  listEnvironments(includeArchived: boolean): EnvironmentPolicy[] {
+    const merged = new Map(this.configured);
+    for (const [id, policy] of this.fromFiles) merged.set(id, policy);
+    return [...merged.values()].filter((p) => includeArchived || !p.archived).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  getEnvironment(id: string): EnvironmentPolicy | undefined {
+    return this.fromFiles.get(id) ?? this.configured.get(id);
+  }
+
+  /** Resolves once the file is durable and the in-memory view (and so the policy) is updated. */
+  putEnvironment(policy: EnvironmentPolicy): Promise<void> {
+    return this.serialise(`env:${policy.id}`, async () => {
+      await writeFileAtomic(join(this.environmentsDir, `${policy.id}.yaml`), stringifyYaml(policy));
+      // A hand-written .yml/.json of the same id would shadow this write on the next load.
+      for (const ext of ['yml', 'json']) await removeFileDurably(join(this.environmentsDir, `${policy.id}.${ext}`));
+      this.fromFiles.set(policy.id, policy);
+      this.emit('change');
+    });
+  }
+
+  deleteEnvironment(id: string): Promise<boolean> {
+    return this.serialise(`env:${id}`, async () => {
+      let removed = false;
+      for (const ext of ['yaml', 'yml', 'json']) removed = (await removeFileDurably(join(this.environmentsDir, `${id}.${ext}`))) || removed;
+      const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
+      if (known) this.emit('change');
+      return known;
+    });
+  }
+
+  getSession(id: string): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  listSessions(): Session[] {
+    return [...this.sessions.values()];
+  }
+
+  putSession(session: Session): Promise<void> {
+    return this.serialise(`session:${session.id}`, async () => {
+      await writeFileAtomic(join(this.sessionsDir, `${session.id}.json`), `${JSON.stringify(session, null, 2)}\n`);
+      this.sessions.set(session.id, session);
+      this.emit('change');
+    });
+  }
+
+  deleteSession(id: string): Promise<boolean> {
+    return this.serialise(`session:${id}`, async () => {
+      const removed = await removeFileDurably(join(this.sessionsDir, `${id}.json`));
+      const known = this.sessions.delete(id) || removed;
+      if (known) this.emit('change');
+      return known;
+    });
+  }
+
+  private serialise<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.writeChains.get(key) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => {});
+    this.writeChains.set(key, settled);
+    void settled.then(() => {
+      if (this.writeChains.get(key) === settled) this.writeChains.delete(key);
+    });
+    return next;
+  }
+}
+
+export async function readEnvironmentFile(
+  file: string,
+  id: string,
+): Promise<{ ok: true; value: EnvironmentPolicy } | { ok: false; errors: { path: string; message: string }[] }> {
+  let raw: unknown;
+  try {
+    raw = parseYaml(await readFile(file, 'utf8'), { uniqueKeys: true });
+  } catch (error) {
+    return { ok: false, errors: [{ path: '(yaml)', message: ((error as Error).message.split('\n')[0] ?? 'unreadable') }] };
+  }
+  return validateEnvironment(raw, id);
+}
