@@ -13,6 +13,12 @@ export interface DialOptions {
   exempt: CidrSet;
   dnsTimeoutMs: number;
   connectTimeoutMs: number;
+  /**
+   * The resolver; dns.promises.lookup when absent. A seam for the fault tests only (a DNS
+   * answer mixing allowed and private addresses, a lookup that fails or hangs) so that no test
+   * depends on, or sends a query to, a real resolver. Set it on `runtime.context.dial`.
+   */
+  lookup?: (host: string) => Promise<{ address: string }[]>;
 }
 
 export type Resolution =
@@ -39,7 +45,7 @@ export async function resolveTarget(host: string, options: DialOptions): Promise
     addresses = [canonicalIp(override)?.address ?? override];
   } else {
     try {
-      const answer = await withTimeout(lookup(host, { all: true, verbatim: true }), options.dnsTimeoutMs);
+      const answer = await withTimeout(options.lookup ? options.lookup(host) : lookup(host, { all: true, verbatim: true }), options.dnsTimeoutMs);
       if (answer === 'timeout') return { ok: false, reason: 'dns_failure', detail: 'DNS lookup timed out' };
       addresses = answer.map((a) => a.address);
     } catch (error) {
