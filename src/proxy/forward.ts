@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { admit } from './admit.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { endToEndHeaders } from './headers.js';
-import { refuseResponse } from './refuse.js';
+import { refuseResponse, type Refusal } from './refuse.js';
 import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.js';
 
 export function createUpstreamAgent(): Agent {
@@ -16,14 +16,29 @@ export function createUpstreamAgent(): Agent {
   return new Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 60_000 });
 }
 
+// Requests pipelined behind one answered with "Connection: close" were already dispatched by
+// Node's parser; they are bytes the client sent after a refusal, not requests to serve. Without
+// this, `GET <allowed> / Host: <other>` + a second request got a 421 and then the second
+// request forwarded anyway.
+const closing = new WeakSet<Socket>();
+
+function refuseAndClose(res: ServerResponse, socket: Socket, refusal: Refusal): void {
+  closing.add(socket);
+  refuseResponse(res, refusal, true);
+}
+
 export async function handleForward(ctx: ProxyContext, agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
   const method = req.method ?? 'GET';
   const socket = req.socket as Socket;
+  if (closing.has(socket)) {
+    req.resume();
+    return;
+  }
   const parsed = parseAbsoluteUri(req.url ?? '');
   if (!parsed.ok) {
     const host = '';
-    refuseResponse(res, { reason: 'bad_request', host, environment: '' }, true);
+    refuseAndClose(res, socket, { reason: 'bad_request', host, environment: '' });
     ctx.observer.decision({ environment: '', session: undefined, method, host, port: 0, decision: 'deny', reason: 'bad_request', detail: parsed.why });
     req.resume();
     return;
@@ -32,15 +47,20 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   const hostHeader = req.headers.host;
   if (hostHeader !== undefined && !hostHeaderMatches(hostHeader, target)) {
     // Two authorities in one request: the one we would check and the one a server would route on.
-    refuseResponse(res, { reason: 'misdirected', host: target.host, environment: '' }, true);
+    refuseAndClose(res, socket, { reason: 'misdirected', host: target.host, environment: '' });
     ctx.observer.decision({ environment: '', session: undefined, method, host: target.host, port: target.port, decision: 'deny', reason: 'misdirected' });
     req.resume();
     return;
   }
 
   const admitted = await admit(ctx, { method, target, proxyAuthorization: req.headers['proxy-authorization'], remoteAddress: socket.remoteAddress });
+  if (closing.has(socket)) {
+    req.resume();
+    return;
+  }
   if (!admitted.ok) {
-    refuseResponse(res, admitted.refusal, admitted.refusal.reason === 'auth_invalid');
+    if (admitted.refusal.reason === 'auth_invalid') refuseAndClose(res, socket, admitted.refusal);
+    else refuseResponse(res, admitted.refusal);
     ctx.observer.decision(admitted.record);
     req.resume();
     return;
@@ -85,7 +105,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     const reason = error.code === 'ETIMEDOUT' ? 'upstream_timeout' : 'upstream_unreachable';
     ctx.observer.error(reason);
     if (!res.headersSent) {
-      refuseResponse(res, { reason, host: target.host, environment: envId }, true);
+      refuseAndClose(res, socket, { reason, host: target.host, environment: envId });
       finish({ decision: 'deny', reason, detail: error.code ?? error.message });
     } else {
       res.destroy();
