@@ -44,6 +44,14 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     return;
   }
   const { target, path } = parsed;
+  // Node keeps the first of two Host lines; a server behind a cache may keep the last. RFC 9112
+  // §3.2: more than one Host field line is a 400.
+  if (req.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length > 1) {
+    refuseAndClose(res, socket, { reason: 'bad_request', host: target.host, environment: '' });
+    ctx.observer.decision({ environment: '', session: undefined, method, host: target.host, port: target.port, decision: 'deny', reason: 'bad_request', detail: 'more than one Host header' });
+    req.resume();
+    return;
+  }
   const hostHeader = req.headers.host;
   if (hostHeader !== undefined && !hostHeaderMatches(hostHeader, target)) {
     // Two authorities in one request: the one we would check and the one a server would route on.
