@@ -92,9 +92,15 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   const finish = (outcome: Partial<DecisionRecord> = {}): void => {
     if (done) return;
     done = true;
+    socket.off('close', onClientGone);
     unregister();
     slot.release?.();
     ctx.observer.decision({ ...record, bytesUp: upstreamBytes(), bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
+  };
+  const onClientGone = (): void => {
+    if (done) return;
+    upstreamReq.destroy();
+    finish({ detail: 'client closed early' });
   };
   let sent = 0;
   const upstreamBytes = (): number => sent;
@@ -130,10 +136,11 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     res.on('finish', () => finish());
   });
   res.on('close', () => {
-    if (!res.writableFinished) {
-      upstreamReq.destroy();
-      finish({ detail: 'client closed early' });
-    }
+    if (!res.writableFinished) onClientGone();
   });
+  // A response queued behind a pipelined one is not attached to the socket yet and never sees
+  // 'close': without this, a client that pipelines and hangs up leaked its registry entry and
+  // connection slot until the session hit its cap.
+  socket.once('close', onClientGone);
   req.pipe(upstreamReq);
 }

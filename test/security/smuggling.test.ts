@@ -128,6 +128,19 @@ describe('pipelining and keep-alive', () => {
     expect(bench.decoy.seen).toEqual([]);
   });
 
+  // Regression: each round leaked a registry entry and a connection slot of the session.
+  it('bypass: pipelining then hanging up no longer leaks connection slots until the session is locked out', async () => {
+    for (let round = 0; round < 3; round++) {
+      const client = await rawClient(bench.gate.proxyPort);
+      client.write(
+        `GET http://allowed.test:${P}/bytes/20000000 HTTP/1.1\r\nHost: allowed.test:${P}\r\n${auth}\r\n\r\n` +
+          `GET http://api.example.com:${P}/queued HTTP/1.1\r\nHost: api.example.com:${P}\r\n${auth}\r\n\r\n`,
+      );
+      await client.waitFor((t) => t.length > 100_000);
+      client.destroy();
+    }
+  });
+
   it('a pipelined body carrying a request is a body, not a request', async () => {
     const inner = `GET http://evil.test:${bench.decoy.port}/smuggled HTTP/1.1\r\nHost: evil.test\r\n\r\n`;
     const raw = await rawExchange(
