@@ -6,6 +6,7 @@
 import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { admit } from './admit.js';
+import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
@@ -61,7 +62,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     return;
   }
 
-  const admitted = await admit(ctx, { method, target, proxyAuthorization: req.headers['proxy-authorization'], remoteAddress: socket.remoteAddress });
+  const admitted = await admit(ctx, { method, target, proxyAuthorization: proxyAuthorizationOf(req.rawHeaders), remoteAddress: socket.remoteAddress });
   if (closing.has(socket)) {
     req.resume();
     return;

@@ -7,6 +7,16 @@ export type Credentials =
 
 const maxCredentialLength = 1024;
 
+/**
+ * The Proxy-Authorization field lines of a request, as parseProxyAuthorization wants them. Node
+ * keeps only the first of duplicated credential headers in `req.headers`, which made the
+ * duplicate check below dead code; the raw lines are counted instead.
+ */
+export function proxyAuthorizationOf(rawHeaders: string[]): string | string[] | undefined {
+  const values = rawHeaders.filter((_, i) => i % 2 === 1 && (rawHeaders[i - 1] as string).toLowerCase() === 'proxy-authorization');
+  return values.length <= 1 ? values[0] : values;
+}
+
 export function parseProxyAuthorization(header: string | string[] | undefined): Credentials {
   if (header === undefined) return { kind: 'none' };
   // Two Proxy-Authorization headers: which one counts is exactly what an attacker wants to choose.

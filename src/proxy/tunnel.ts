@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { admit } from './admit.js';
+import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { dialChecked } from './dial.js';
 import { refuseSocket } from './refuse.js';
@@ -23,7 +24,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     return;
   }
   const { target } = parsed;
-  const admitted = await admit(ctx, { method: 'CONNECT', target, proxyAuthorization: req.headers['proxy-authorization'], remoteAddress: clientSocket.remoteAddress });
+  const admitted = await admit(ctx, { method: 'CONNECT', target, proxyAuthorization: proxyAuthorizationOf(req.rawHeaders), remoteAddress: clientSocket.remoteAddress });
   if (!admitted.ok) {
     refuseSocket(client, admitted.refusal);
     ctx.observer.decision(admitted.record);
