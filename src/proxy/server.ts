@@ -23,7 +23,10 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
     headersTimeout: ctx.settings.headerTimeoutMs,
     // Whole-request timeout would cut long uploads; bodies are bounded by the idle timeout instead.
     requestTimeout: 0,
-    keepAliveTimeout: 65_000,
+    // Node re-arms the socket timeout with keepAliveTimeout after every response, replacing the
+    // idle timeout set at accept: an idle kept-alive client held its slot for 65 s whatever
+    // proxy.idleTimeoutMs said.
+    keepAliveTimeout: Math.min(65_000, ctx.settings.idleTimeoutMs),
     connectionsCheckingInterval: Math.min(1_000, ctx.settings.headerTimeoutMs),
     requireHostHeader: false,
     joinDuplicateHeaders: false,
