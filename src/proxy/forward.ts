@@ -109,6 +109,13 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     sent += chunk.length;
   });
 
+  // Once the whole request is in, the upstream's timer governs (and answers 504): the client
+  // socket's idle timer, which fired first, cut a client waiting for a slow upstream without a
+  // word. A stalled request body stays under the client's timer; Node re-arms it
+  // (keepAliveTimeout) once the response ends.
+  req.once('end', () => {
+    if (!done) socket.setTimeout(0);
+  });
   const headers = endToEndHeaders(req.rawHeaders, true);
   headers.unshift('Host', formatAuthority(target, 80));
   const address = admitted.addresses[0] as string;

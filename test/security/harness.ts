@@ -39,10 +39,12 @@ export async function startBench(options: { config?: Record<string, unknown> } =
   const upstream = await startHttpUpstream('127.0.0.3');
   const decoy = await startHttpUpstream('127.0.0.2');
   const ports = [upstream.port, decoy.port];
-  const { upstream: upstreamConfig, auth, ...rest } = (options.config ?? {}) as Record<string, Record<string, unknown>>;
+  const { upstream: upstreamConfig, auth, proxy, ...rest } = (options.config ?? {}) as Record<string, Record<string, unknown>>;
   const gate = await startGate({
     config: {
       ...rest,
+      // Merged, not replaced: a `proxy` key without `listen` would fall back to port 3128.
+      proxy: { listen: '127.0.0.1:0', ...proxy },
       auth: { required: true, ...auth },
       upstream: { resolve: pinned, allowPrivateNetworks: ['127.0.0.3/32'], ...upstreamConfig },
     },
