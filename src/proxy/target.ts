@@ -56,7 +56,8 @@ export function parseAbsoluteUri(uri: string): ParsedUri {
   let path = end < 0 ? '/' : rest.slice(end);
   const hash = path.indexOf('#');
   if (hash >= 0) path = path.slice(0, hash);
-  if (path.startsWith('?')) path = `/${path}`;
+  // `http://host?q` and `http://host#frag` have an empty path: origin-form needs its "/" (RFC 9112 §3.2.1).
+  if (!path.startsWith('/')) path = `/${path}`;
   const parsed = parseAuthority(authority, 80);
   if (!parsed.ok) return parsed;
   return { ok: true, target: parsed.target, path, authority };
