@@ -41,13 +41,13 @@ export class Runtime {
 
   private constructor(public config: Config, defaults: CompiledDefaults, configured: EnvironmentPolicy[], log?: Logger) {
     this.log = log ?? createLogger(config.logging.level);
-    this.metrics = createMetrics(version);
+    this.metrics = createMetrics(version, { hostLabels: config.metrics.hostLabels });
     this.limits = new Limits(config.limits);
     this.exempt = new CidrSet([...config.upstream.allowPrivateNetworks]);
     this.defaults = defaults;
     this.store = new FileStateStore(config.stateDir, configured);
     this.store.on('change', () => this.rebuild());
-    const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id));
+    const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id), { maxHostLabels: config.metrics.maxHostLabels });
     this.context = {
       settings: config.proxy,
       dial: { resolve: config.upstream.resolve, exempt: this.exempt, dnsTimeoutMs: config.upstream.dnsTimeoutMs, connectTimeoutMs: config.proxy.connectTimeoutMs },
@@ -114,6 +114,8 @@ export class Runtime {
   /** Compiles the store's view into a new snapshot, swaps it in, and closes what it refuses. */
   rebuild(): void {
     const next = new Map<string, CompiledEnvironment>();
+    // A deleted environment's gauge goes with it.
+    this.metrics.policyEntries.reset();
     for (const policy of this.store.listEnvironments(true)) {
       let compiled = this.compileCache.get(policy);
       if (!compiled) {

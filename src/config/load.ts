@@ -59,6 +59,10 @@ const schema: Schema = {
     environmentBurst: { kind: 'integer', default: 0, min: 0, max: 10_000_000 },
     bandwidthBytesPerSecond: { kind: 'integer', default: 0, min: 0, max: 100 * 1024 * MiB },
   },
+  metrics: {
+    hostLabels: { kind: 'boolean', default: false },
+    maxHostLabels: { kind: 'integer', default: 1_000, min: 1, max: 100_000 },
+  },
   logging: {
     level: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   },

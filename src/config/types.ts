@@ -54,6 +54,11 @@ export interface Config {
     /** Tunnel bandwidth per session in bytes per second; 0 means unlimited. */
     bandwidthBytesPerSecond: number;
   };
+  metrics: {
+    /** Opt-in egress_host_requests_total{host}: unbounded by nature, so capped by maxHostLabels. */
+    hostLabels: boolean;
+    maxHostLabels: number;
+  };
   logging: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   };

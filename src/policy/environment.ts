@@ -19,7 +19,7 @@ const ID = /^[a-z0-9_-]{1,64}$/;
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 const TOP_KEYS = ['id', 'name', 'access', 'allowedDomains', 'includeDefaults', 'deniedDomains', 'archived', 'allowedPorts', 'rateLimit', 'content'];
-const RATE_KEYS = ['requestsPerSecond', 'burst', 'maxConnections'];
+const RATE_KEYS = ['requestsPerSecond', 'burst', 'maxConnections', 'bandwidthBytesPerSecond'];
 const CONTENT_KEYS = ['inspect', 'inspectExclude', 'methods', 'rules', 'maxRequestBodyBytes', 'secrets'];
 const RULE_KEYS = ['hosts', 'methods', 'paths', 'action'];
 
@@ -127,6 +127,10 @@ function checkRateLimit(c: Checker, value: unknown): RateLimitPolicy | undefined
   if (raw.maxConnections !== undefined) {
     const max = c.integer('rateLimit.maxConnections', raw.maxConnections, 1);
     if (max !== undefined) out.maxConnections = max;
+  }
+  if (raw.bandwidthBytesPerSecond !== undefined) {
+    const bytes = c.integer('rateLimit.bandwidthBytesPerSecond', raw.bandwidthBytesPerSecond, 0);
+    if (bytes !== undefined) out.bandwidthBytesPerSecond = bytes;
   }
   return out;
 }

@@ -7,6 +7,7 @@ import type { Decision, ReasonCode, Target } from '../policy/types.js';
 import type { ConnectionRegistry } from './connections.js';
 import type { DialOptions } from './dial.js';
 import type { Credentials } from './identity.js';
+import type { Shaping } from './throttle.js';
 
 export type Identity =
   | { ok: true; environment: CompiledEnvironment; sessionId: string | undefined }
@@ -19,8 +20,8 @@ export interface Limiter {
   take(identity: { sessionKey: string; environment: string; host: string }, environment: CompiledEnvironment): Promise<LimitVerdict>;
   /** A slot among the session's open connections, or the verdict that there is none. */
   open(sessionKey: string, environment: CompiledEnvironment): LimitVerdict & { release?: () => void };
-  /** Bytes per second for one session's tunnels, 0 when unlimited. */
-  bandwidthFor(environment: CompiledEnvironment): number;
+  /** The byte budgets a session's tunnels share, or undefined when bandwidth is unlimited. */
+  bandwidth(sessionKey: string, environment: CompiledEnvironment): Shaping | undefined;
 }
 
 export interface DecisionRecord {
@@ -43,6 +44,8 @@ export interface DecisionRecord {
 export interface ProxyObserver {
   decision(record: DecisionRecord): void;
   tunnelBytes(environment: string, up: number, down: number): void;
+  /** Body bytes of one plain-HTTP request and its response. */
+  forwardBytes(environment: string, up: number, down: number): void;
   connectionOpened(): void;
   connectionClosed(): void;
   upstreamTiming(kind: 'dns' | 'connect', seconds: number): void;

@@ -66,6 +66,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     done = true;
     unregister();
     slot.release?.();
+    ctx.observer.forwardBytes(envId, upstreamBytes(), bytesDown);
     ctx.observer.decision({ ...record, bytesUp: upstreamBytes(), bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
   };
   let sent = 0;

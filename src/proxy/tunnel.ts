@@ -10,6 +10,7 @@ import type { DecisionRecord, ProxyContext } from './context.js';
 import { dialChecked } from './dial.js';
 import { refuseSocket } from './refuse.js';
 import { parseAuthority } from './target.js';
+import { pipeShaped } from './throttle.js';
 
 export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
   const started = performance.now();
@@ -58,6 +59,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     return;
   }
 
+  const shaping = ctx.limiter.bandwidth(admitted.sessionKey, admitted.environment);
   let finished = false;
   const teardown = (): void => {
     client.destroy();
@@ -69,6 +71,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     finished = true;
     unregister();
     slot.release?.();
+    shaping?.release();
     const up = upstream.bytesWritten;
     const down = upstream.bytesRead;
     ctx.observer.tunnelBytes(envId, up, down);
@@ -92,6 +95,6 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
 
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) upstream.write(head);
-  client.pipe(upstream);
-  upstream.pipe(client);
+  pipeShaped(client, upstream, shaping?.up);
+  pipeShaped(upstream, client, shaping?.down);
 }
