@@ -40,6 +40,8 @@ function bucketSpec(scope: BucketSpec['scope'], rate: number, burst: number): Bu
 
 export class Limits implements Limiter {
   private readonly buckets = new Map<string, RateLimiterAbstract>();
+  /** Per compiled environment (an immutable snapshot): its buckets, resolved once, not per request. */
+  private readonly resolved = new WeakMap<CompiledEnvironment, { spec: BucketSpec; bucket: RateLimiterAbstract }[]>();
   private readonly openCount = new Map<string, number>();
   private readonly bandwidthBySession = new SessionBandwidth();
 
@@ -64,11 +66,20 @@ export class Limits implements Limiter {
     return specs;
   }
 
+  private bucketsFor(environment: CompiledEnvironment): { spec: BucketSpec; bucket: RateLimiterAbstract }[] {
+    let buckets = this.resolved.get(environment);
+    if (!buckets) {
+      buckets = this.specs(environment).map((spec) => ({ spec, bucket: this.bucket(spec) }));
+      this.resolved.set(environment, buckets);
+    }
+    return buckets;
+  }
+
   async take(who: { sessionKey: string; environment: string; host: string }, environment: CompiledEnvironment): Promise<LimitVerdict> {
-    for (const spec of this.specs(environment)) {
+    for (const { spec, bucket } of this.bucketsFor(environment)) {
       const key = spec.scope === 'session' ? who.sessionKey : spec.scope === 'host' ? `${who.sessionKey}|${who.host}` : who.environment;
       try {
-        await this.bucket(spec).consume(key, 1);
+        await bucket.consume(key, 1);
       } catch (rejection) {
         if (!(rejection instanceof RateLimiterRes)) throw rejection;
         return {

@@ -38,11 +38,15 @@ export class ByteBudget {
   take(bytes: number): number {
     this.refill();
     this.tokens -= bytes;
-    return this.waitMs();
+    return this.debtMs();
   }
 
   waitMs(): number {
     this.refill();
+    return this.debtMs();
+  }
+
+  private debtMs(): number {
     return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / this.bytesPerSecond) * 1000);
   }
 }
