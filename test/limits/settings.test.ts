@@ -62,7 +62,7 @@ describe('effective burst', () => {
     return { served: count, state };
   }
 
-  it.each([
+  it.each<[RateLimitPolicy | undefined, number, string]>([
     [undefined, 100, 'the config: burst 100'],
     [{ burst: 7, requestsPerSecond: 5 }, 7, 'the policy overrides both'],
     [{ burst: 5 }, 50, 'a burst below a second of the config rate (50/s) is raised to 50'],
