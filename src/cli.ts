@@ -2,7 +2,9 @@
 // egress-gate command line: serve, check, validate, ca init, env (SPEC §7).
 // Exit codes: 0 success / allow, 1 deny / invalid, 2 usage or config error.
 
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
+import { joinCluster, runPrimary } from './cluster.js';
 import { startAdmin } from './admin/server.js';
 import { configFileFrom, formatErrors, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -36,12 +38,19 @@ function printProblems(problems: { file: string; errors: { path: string; message
 
 async function serve(flag: string | undefined): Promise<void> {
   const config = loadOrExit(flag);
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config.workers, (message, fields) => process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), service: 'egress-gate', ...fields, msg: message })}\n`), config.proxy.shutdownGraceMs);
+    return;
+  }
   const created = await Runtime.create(config);
   if (!created.ok) {
     printProblems(created.problems);
     process.exit(2);
   }
   const runtime = created.runtime;
+  joinCluster(runtime.store, () => {
+    runtime.store.load().catch((error: Error) => runtime.log.warn({ err: error.message }, 'state re-read failed'));
+  });
   const started = await runtime.start(startAdmin).catch((error: Error) => fail(`egress-gate: cannot listen: ${error.message}`));
   runtime.log.info({ proxy: `${started.proxy.host}:${started.proxy.port}`, admin: started.admin, config: config.file }, 'egress-gate listening');
   let stopping = false;

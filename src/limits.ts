@@ -16,8 +16,8 @@ import type { LimitVerdict, Limiter } from './proxy/context.js';
 import { SessionBandwidth, type Shaping } from './proxy/throttle.js';
 
 /**
- * The seam for other backends: `points` per window of `durationSeconds` (never under one
- * second, and fractional: a backend must keep millisecond precision), keys under `keyPrefix`.
+ * The seam for other backends (src/limit-buckets.ts): `points` per window of `durationSeconds`,
+ * never under one second but possibly fractional, keys under `keyPrefix`.
  */
 export type BucketFactory = (points: number, durationSeconds: number, keyPrefix: string) => RateLimiterAbstract;
 
@@ -30,9 +30,9 @@ interface BucketSpec {
 }
 
 /**
- * A window must last at least a second: rate-limiter-flexible's Redis backend keeps whole
- * seconds of expiry and treats a shorter window as one that never expires. A burst below one
- * second's worth of requests is therefore raised to that (the long-run rate is unchanged).
+ * A window must last at least a second: rate-limiter-flexible's Redis and cluster backends keep
+ * whole seconds of expiry, and a shorter window would never expire. A burst below one second's
+ * worth of requests is therefore raised to that (the long-run rate is unchanged).
  */
 function bucketSpec(scope: BucketSpec['scope'], rate: number, burst: number): BucketSpec {
   return { scope, rate, burst: Math.max(burst, Math.ceil(rate)) };

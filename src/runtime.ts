@@ -17,6 +17,9 @@ import type { Identity, ProxyContext } from './proxy/context.js';
 import type { Credentials } from './proxy/identity.js';
 import { createProxyServer, type ProxyServer } from './proxy/server.js';
 import { FileStateStore, type FileProblem } from './state/file-store.js';
+import { RedisStateStore } from './state/redis-store.js';
+import type { StateStore } from './state/store.js';
+import { clusterBuckets, inClusterWorker, redisBuckets } from './limit-buckets.js';
 import { readPolicyInputs, type FileErrors } from './state/policy-inputs.js';
 import { tokenMatches } from './state/sessions.js';
 
@@ -30,7 +33,7 @@ export class Runtime {
   readonly log: Logger;
   readonly limits: Limits;
   readonly exempt: CidrSet;
-  readonly store: FileStateStore;
+  readonly store: StateStore;
   private defaults: CompiledDefaults;
   private compiled = new Map<string, CompiledEnvironment>();
   /** Compiled forms by source object: an unchanged environment is never compiled twice. */
@@ -42,10 +45,16 @@ export class Runtime {
   private constructor(public config: Config, defaults: CompiledDefaults, configured: EnvironmentPolicy[], log?: Logger) {
     this.log = log ?? createLogger(config.logging.level);
     this.metrics = createMetrics(version, { hostLabels: config.metrics.hostLabels });
-    this.limits = new Limits(config.limits);
     this.exempt = new CidrSet([...config.upstream.allowPrivateNetworks]);
     this.defaults = defaults;
-    this.store = new FileStateStore(config.stateDir, configured);
+    if (config.store.backend === 'redis') {
+      const redis = new RedisStateStore(config.store.redis, configured);
+      this.store = redis;
+      this.limits = new Limits(config.limits, redisBuckets(redis.redis));
+    } else {
+      this.store = new FileStateStore(config.stateDir, configured);
+      this.limits = new Limits(config.limits, inClusterWorker() ? clusterBuckets() : undefined);
+    }
     this.store.on('change', () => this.rebuild());
     const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id), { maxHostLabels: config.metrics.maxHostLabels });
     this.context = {
@@ -65,7 +74,13 @@ export class Runtime {
     const inputs = readPolicyInputs(config);
     if (!inputs.ok) return { ok: false, problems: inputs.problems };
     const runtime = new Runtime(config, inputs.defaults, inputs.environments, log);
-    const report = await runtime.store.load();
+    let report;
+    try {
+      report = await runtime.store.load();
+    } catch (error) {
+      await runtime.store.close();
+      return { ok: false, problems: [{ file: config.store.backend === 'redis' ? 'store.redis.url' : config.stateDir, errors: [{ path: '(store)', message: (error as Error).message }] }] };
+    }
     if (report.problems.length > 0) return { ok: false, problems: report.problems };
     return { ok: true, runtime };
   }
@@ -105,7 +120,13 @@ export class Runtime {
     }
     this.defaults = inputs.defaults;
     this.compileCache = new WeakMap();
-    const report = await this.store.load();
+    let report;
+    try {
+      report = await this.store.load();
+    } catch (error) {
+      this.metrics.policyReloads.inc({ result: 'failure' });
+      return { ok: false, problems: [{ file: '(store)', errors: [{ path: '(store)', message: (error as Error).message }] }] };
+    }
     this.metrics.policyReloads.inc({ result: report.problems.length > 0 ? 'failure' : 'success' });
     for (const problem of report.problems) this.log.warn({ file: problem.file, errors: problem.errors }, 'policy file refused; last good policy kept');
     return report.problems.length > 0 ? { ok: false, problems: report.problems } : { ok: true };
@@ -155,6 +176,7 @@ export class Runtime {
 
   async stop(graceMs = this.config.proxy.shutdownGraceMs): Promise<void> {
     await Promise.all([this.proxy?.close(graceMs), this.adminClose?.()]);
+    await this.store.close();
     this.log.flush?.();
   }
 }

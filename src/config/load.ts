@@ -31,6 +31,14 @@ const schema: Schema = {
     token: { kind: 'string', default: '', allowEmpty: true },
   },
   stateDir: { kind: 'string', default: './state' },
+  store: {
+    backend: { kind: 'enum', default: 'file', values: ['file', 'redis'] },
+    redis: {
+      url: { kind: 'string', default: 'redis://127.0.0.1:6379' },
+      keyPrefix: { kind: 'string', default: 'egress:' },
+    },
+  },
+  workers: { kind: 'integer', default: 1, min: 1, max: 64 },
   defaults: {
     allowlist: { kind: 'string', default: 'allowlists/default.yaml' },
     alwaysAllow: { kind: 'stringArray', default: ['api.anthropic.com'] },
@@ -106,6 +114,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const config = value as unknown as Config;
   config.file = file;
   config.admin.token = env.EGRESS_ADMIN_TOKEN || config.admin.token;
+  // The URL may carry a password: the environment keeps it out of the config file.
+  config.store.redis.url = env.EGRESS_REDIS_URL || config.store.redis.url;
   config.stateDir = resolve(config.stateDir);
   config.defaults.allowlist = resolvePath(config.defaults.allowlist);
   config.upstream.caFiles = config.upstream.caFiles.map(resolvePath);

@@ -27,6 +27,13 @@ export interface Config {
     token: string;
   };
   stateDir: string;
+  store: {
+    /** `file`: stateDir on this machine. `redis`: shared by every replica. */
+    backend: 'file' | 'redis';
+    redis: { url: string; keyPrefix: string };
+  };
+  /** Processes serving the same listeners (Node cluster); 1 is a single process. */
+  workers: number;
   defaults: {
     allowlist: string;
     alwaysAllow: string[];

@@ -13,20 +13,13 @@ import type { EnvironmentPolicy } from '../policy/types.js';
 import { removeFileDurably, writeFileAtomic } from './atomic.js';
 import { parseSessionFile, type Session } from './sessions.js';
 
-export interface FileProblem {
-  file: string;
-  errors: { path: string; message: string }[];
-}
+import type { FileProblem, LoadReport, StateStore } from './store.js';
 
-export interface LoadReport {
-  environments: number;
-  sessions: number;
-  problems: FileProblem[];
-}
+export type { FileProblem, LoadReport } from './store.js';
 
 const environmentFile = /^([a-z0-9_-]{1,64})\.(ya?ml|json)$/;
 
-export class FileStateStore extends EventEmitter {
+export class FileStateStore extends EventEmitter implements StateStore {
   readonly environmentsDir: string;
   readonly sessionsDir: string;
   /** Environments from the config file: the base layer that files in stateDir override. */
@@ -101,6 +94,7 @@ export class FileStateStore extends EventEmitter {
       for (const ext of ['yml', 'json']) await removeFileDurably(join(this.environmentsDir, `${policy.id}.${ext}`));
       this.fromFiles.set(policy.id, policy);
       this.emit('change');
+      this.emit('written');
     });
   }
 
@@ -110,6 +104,7 @@ export class FileStateStore extends EventEmitter {
       for (const ext of ['yaml', 'yml', 'json']) removed = (await removeFileDurably(join(this.environmentsDir, `${id}.${ext}`))) || removed;
       const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
       if (known) this.emit('change');
+      this.emit('written');
       return known;
     });
   }
@@ -127,6 +122,7 @@ export class FileStateStore extends EventEmitter {
       await writeFileAtomic(join(this.sessionsDir, `${session.id}.json`), `${JSON.stringify(session, null, 2)}\n`);
       this.sessions.set(session.id, session);
       this.emit('change');
+      this.emit('written');
     });
   }
 
@@ -135,8 +131,13 @@ export class FileStateStore extends EventEmitter {
       const removed = await removeFileDurably(join(this.sessionsDir, `${id}.json`));
       const known = this.sessions.delete(id) || removed;
       if (known) this.emit('change');
+      this.emit('written');
       return known;
     });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.writeChains.values()]);
   }
 
   private serialise<T>(key: string, work: () => Promise<T>): Promise<T> {

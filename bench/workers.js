@@ -1,0 +1,124 @@
+// Scale-out on one machine: plain-HTTP forward requests/s through egress-gate with
+// `workers: 1`, with `workers: 2`, and as two single-process replicas sharing Redis (a load
+// balancer stood in for by splitting the client connections), each against the same upstream
+// in the same run. Medians of --runs runs, with min-max.
+//   node bench/workers.js [--seconds 8] [--runs 3] [--connections 100]
+// Needs `npm run build` and, for the Redis row, redis-server on the PATH.
+
+import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '100' } } });
+const seconds = Number(values.seconds);
+const runs = Number(values.runs);
+const connections = Number(values.connections);
+
+const body = Buffer.alloc(1024, 'x');
+const upstream = createServer((req, res) => res.end(body));
+await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+const upstreamPort = upstream.address().port;
+
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const port = s.address().port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function waitFor(url) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} never answered`);
+}
+
+async function startGate(extra) {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-bench-'));
+  mkdirSync(join(dir, 'state'), { recursive: true });
+  const proxyPort = await freePort();
+  const adminPort = await freePort();
+  const config = {
+    proxy: { listen: `127.0.0.1:${proxyPort}` },
+    admin: { listen: `127.0.0.1:${adminPort}`, token: 'bench-token-0123456789' },
+    stateDir: join(dir, 'state'),
+    defaults: { allowlist: join(root, 'allowlists/default.yaml') },
+    upstream: { resolve: { 'registry.npmjs.org': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] },
+    limits: { requestsPerSecond: 1000000, burst: 1000000, maxConnections: 100000 },
+    logging: { level: 'warn' },
+    environments: [{ id: 'default', access: 'trusted', allowedPorts: [upstreamPort] }],
+    ...extra,
+  };
+  const file = join(dir, 'egress.yaml');
+  writeFileSync(file, stringify(config));
+  const child = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '--config', file], { stdio: 'ignore' });
+  await waitFor(`http://127.0.0.1:${adminPort}/healthz`);
+  return { proxyPort, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) };
+}
+
+function load(proxyPorts) {
+  // Split the connections across the proxies: each autocannon instance is one "balancer lane".
+  const per = Math.ceil(connections / proxyPorts.length);
+  return Promise.all(
+    proxyPorts.map(
+      (port) =>
+        new Promise((resolveRun, reject) =>
+          autocannon(
+            { url: `http://127.0.0.1:${port}`, connections: per, duration: seconds, requests: [{ method: 'GET', path: `http://registry.npmjs.org:${upstreamPort}/`, headers: { host: `registry.npmjs.org:${upstreamPort}` } }] },
+            (error, result) => (error ? reject(error) : resolveRun(result)),
+          ),
+        ),
+    ),
+  ).then((results) => ({ rps: results.reduce((sum, r) => sum + r.requests.average, 0), errors: results.reduce((sum, r) => sum + r.errors + r.non2xx, 0) }));
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function measure(name, start) {
+  const samples = [];
+  let errors = 0;
+  for (let i = 0; i < runs; i++) {
+    const gates = await start();
+    const result = await load(gates.map((g) => g.proxyPort));
+    samples.push(result.rps);
+    errors += result.errors;
+    await Promise.all(gates.map((g) => g.stop()));
+  }
+  return { name, median: median(samples), min: Math.min(...samples), max: Math.max(...samples), errors };
+}
+
+let redis;
+const rows = [];
+rows.push(await measure('1 process (workers: 1)', async () => [await startGate({})]));
+rows.push(await measure('1 process, workers: 2', async () => [await startGate({ workers: 2 })]));
+try {
+  const port = await freePort();
+  redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  const store = { backend: 'redis', redis: { url: `redis://127.0.0.1:${port}`, keyPrefix: `bench${Date.now()}:` } };
+  rows.push(await measure('2 replicas on Redis', async () => [await startGate({ store }), await startGate({ store })]));
+} catch (error) {
+  console.error(`redis row skipped: ${error.message}`);
+} finally {
+  redis?.kill('SIGKILL');
+}
+upstream.close();
+
+const base = rows[0].median;
+console.log(`\nplain HTTP forward, 1 KiB, ${connections} connections, ${seconds} s x ${runs} runs (median, min-max)\n`);
+console.log('| setup | req/s | min-max | ratio to 1 process | errors |');
+console.log('| --- | --- | --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.name} | ${Math.round(r.median)} | ${Math.round(r.min)}-${Math.round(r.max)} | ${(r.median / base).toFixed(2)} | ${r.errors} |`);
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+writeFileSync(join(root, 'bench/results', `workers-${Date.now()}.json`), JSON.stringify({ seconds, runs, connections, rows }, null, 2));

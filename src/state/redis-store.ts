@@ -1,0 +1,227 @@
+// Environments and sessions in Redis, for several replicas behind one load balancer.
+//   <prefix>environments   hash id → policy JSON
+//   <prefix>sessions       hash id → session JSON (token hash only)
+//   <prefix>changes        pub/sub channel: {"kind":"environment"|"session","id":"…"}
+// Every replica keeps the whole state in memory (the request path never waits on Redis),
+// applies a change announced by any replica by re-reading that one key, and re-reads
+// everything after a reconnect, since announcements sent while it was away are lost.
+// A write is one MULTI/EXEC of the value and its announcement, so two replicas writing at
+// once never interleave; while Redis is out of reach, writes fail with StoreUnavailableError
+// and reads keep answering from the last state seen.
+
+import { EventEmitter } from 'node:events';
+import { Redis } from 'ioredis';
+import { validateEnvironment } from '../policy/environment.js';
+import type { EnvironmentPolicy } from '../policy/types.js';
+import { parseSessionFile, type Session } from './sessions.js';
+import { StoreUnavailableError, type FileProblem, type LoadReport, type StateStore } from './store.js';
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix: string;
+}
+
+interface Change {
+  kind: 'environment' | 'session';
+  id: string;
+}
+
+function connect(url: string): Redis {
+  return new Redis(url, {
+    lazyConnect: true,
+    // Fail fast while disconnected: a write must answer 503 now, not hang until Redis returns.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: (attempt) => Math.min(200 * attempt, 1_000),
+  });
+}
+
+export class RedisStateStore extends EventEmitter implements StateStore {
+  private readonly client: Redis;
+  private readonly subscriber: Redis;
+  private readonly configured: Map<string, EnvironmentPolicy>;
+  private environments = new Map<string, EnvironmentPolicy>();
+  private sessions = new Map<string, Session>();
+  private readonly keys: { environments: string; sessions: string; changes: string };
+  private connectedOnce = false;
+
+  constructor(options: RedisStoreOptions, configured: EnvironmentPolicy[] = []) {
+    super();
+    this.client = connect(options.url);
+    this.subscriber = connect(options.url);
+    this.configured = new Map(configured.map((p) => [p.id, p]));
+    this.keys = { environments: `${options.keyPrefix}environments`, sessions: `${options.keyPrefix}sessions`, changes: `${options.keyPrefix}changes` };
+    // ioredis reports connection errors as events; without listeners they would crash the process.
+    this.client.on('error', () => {});
+    this.subscriber.on('error', () => {});
+    this.subscriber.on('message', (_channel: string, message: string) => {
+      void this.apply(message);
+    });
+    this.subscriber.on('ready', () => {
+      if (!this.connectedOnce) return;
+      // Back after an outage: announcements made meanwhile are gone, so read everything again.
+      this.load().then(
+        (report) => this.emit('resync', report),
+        () => {},
+      );
+    });
+  }
+
+  /** The client, for the rate limiter's shared buckets. */
+  get redis(): Redis {
+    return this.client;
+  }
+
+  async load(): Promise<LoadReport> {
+    if (!this.connectedOnce) {
+      await Promise.all([this.client.connect(), this.subscriber.connect()]).catch((error: Error) => {
+        throw new StoreUnavailableError(`redis: ${error.message}`);
+      });
+      await this.subscriber.subscribe(this.keys.changes);
+      this.connectedOnce = true;
+    }
+    let rawEnvironments: Record<string, string>;
+    let rawSessions: Record<string, string>;
+    try {
+      [rawEnvironments, rawSessions] = await Promise.all([this.client.hgetall(this.keys.environments), this.client.hgetall(this.keys.sessions)]);
+    } catch (error) {
+      throw new StoreUnavailableError(`redis: ${(error as Error).message}`);
+    }
+    const problems: FileProblem[] = [];
+    const environments = new Map<string, EnvironmentPolicy>();
+    for (const [id, json] of Object.entries(rawEnvironments)) {
+      const parsed = this.parseEnvironment(id, json);
+      if (parsed.ok) environments.set(id, parsed.value);
+      else {
+        problems.push({ file: `redis:${this.keys.environments}/${id}`, errors: parsed.errors });
+        const previous = this.environments.get(id);
+        if (previous) environments.set(id, previous);
+      }
+    }
+    const sessions = new Map<string, Session>();
+    for (const [id, json] of Object.entries(rawSessions)) {
+      const parsed = this.parseSession(json);
+      if (typeof parsed === 'string') problems.push({ file: `redis:${this.keys.sessions}/${id}`, errors: [{ path: '(session)', message: parsed }] });
+      else sessions.set(id, parsed);
+    }
+    this.environments = environments;
+    this.sessions = sessions;
+    this.emit('change');
+    return { environments: this.listEnvironments(true).length, sessions: sessions.size, problems };
+  }
+
+  private parseEnvironment(id: string, json: string): ReturnType<typeof validateEnvironment> {
+    try {
+      return validateEnvironment(JSON.parse(json), id);
+    } catch (error) {
+      return { ok: false, errors: [{ path: '(json)', message: (error as Error).message }] };
+    }
+  }
+
+  private parseSession(json: string): Session | string {
+    try {
+      return parseSessionFile(JSON.parse(json));
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+
+  /** Applies one announced change by re-reading its key: the value in Redis is the truth. */
+  private async apply(message: string): Promise<void> {
+    let change: Change;
+    try {
+      change = JSON.parse(message) as Change;
+    } catch {
+      return;
+    }
+    try {
+      if (change.kind === 'environment') {
+        const json = await this.client.hget(this.keys.environments, change.id);
+        if (json === null) this.environments.delete(change.id);
+        else {
+          const parsed = this.parseEnvironment(change.id, json);
+          if (!parsed.ok) return;
+          this.environments.set(change.id, parsed.value);
+        }
+      } else if (change.kind === 'session') {
+        const json = await this.client.hget(this.keys.sessions, change.id);
+        if (json === null) this.sessions.delete(change.id);
+        else {
+          const parsed = this.parseSession(json);
+          if (typeof parsed === 'string') return;
+          this.sessions.set(change.id, parsed);
+        }
+      }
+    } catch {
+      return; // Redis went away mid-read: the resync on reconnect catches up.
+    }
+    this.emit('change');
+  }
+
+  private async write(kind: Change['kind'], id: string, value: string | null): Promise<boolean> {
+    const hash = kind === 'environment' ? this.keys.environments : this.keys.sessions;
+    const multi = this.client.multi();
+    if (value === null) multi.hdel(hash, id);
+    else multi.hset(hash, id, value);
+    multi.publish(this.keys.changes, JSON.stringify({ kind, id }));
+    let results: [Error | null, unknown][] | null;
+    try {
+      results = await multi.exec();
+    } catch (error) {
+      throw new StoreUnavailableError(`redis: ${(error as Error).message}`);
+    }
+    const failed = results?.find(([error]) => error);
+    if (!results || failed) throw new StoreUnavailableError(`redis: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+    return value !== null || Number(results[0]?.[1]) > 0;
+  }
+
+  listEnvironments(includeArchived: boolean): EnvironmentPolicy[] {
+    const merged = new Map(this.configured);
+    for (const [id, policy] of this.environments) merged.set(id, policy);
+    return [...merged.values()].filter((p) => includeArchived || !p.archived).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  getEnvironment(id: string): EnvironmentPolicy | undefined {
+    return this.environments.get(id) ?? this.configured.get(id);
+  }
+
+  async putEnvironment(policy: EnvironmentPolicy): Promise<void> {
+    await this.write('environment', policy.id, JSON.stringify(policy));
+    this.environments.set(policy.id, policy);
+    this.emit('change');
+  }
+
+  async deleteEnvironment(id: string): Promise<boolean> {
+    const removed = await this.write('environment', id, null);
+    const known = this.environments.delete(id) || this.configured.delete(id) || removed;
+    if (known) this.emit('change');
+    return known;
+  }
+
+  getSession(id: string): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  listSessions(): Session[] {
+    return [...this.sessions.values()];
+  }
+
+  async putSession(session: Session): Promise<void> {
+    await this.write('session', session.id, JSON.stringify(session));
+    this.sessions.set(session.id, session);
+    this.emit('change');
+  }
+
+  async deleteSession(id: string): Promise<boolean> {
+    const removed = await this.write('session', id, null);
+    const known = this.sessions.delete(id) || removed;
+    if (known) this.emit('change');
+    return known;
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+    this.client.disconnect();
+  }
+}

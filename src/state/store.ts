@@ -1,0 +1,40 @@
+// What the runtime and the admin API need from the place policies and sessions are kept.
+// Two backends: `file` (stateDir, the default) and `redis` (several replicas sharing state).
+// Reads are answered from the process's own memory, so the request path never waits on
+// storage; writes resolve once durable and once this process's view has changed.
+
+import type { EventEmitter } from 'node:events';
+import type { EnvironmentPolicy } from '../policy/types.js';
+import type { Session } from './sessions.js';
+
+export interface FileProblem {
+  file: string;
+  errors: { path: string; message: string }[];
+}
+
+export interface LoadReport {
+  environments: number;
+  sessions: number;
+  problems: FileProblem[];
+}
+
+/** A write could not be made durable because the backend is out of reach (the API says 503). */
+export class StoreUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export interface StateStore extends EventEmitter {
+  load(): Promise<LoadReport>;
+  listEnvironments(includeArchived: boolean): EnvironmentPolicy[];
+  getEnvironment(id: string): EnvironmentPolicy | undefined;
+  putEnvironment(policy: EnvironmentPolicy): Promise<void>;
+  deleteEnvironment(id: string): Promise<boolean>;
+  getSession(id: string): Session | undefined;
+  listSessions(): Session[];
+  putSession(session: Session): Promise<void>;
+  deleteSession(id: string): Promise<boolean>;
+  close(): Promise<void>;
+}

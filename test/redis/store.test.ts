@@ -1,0 +1,100 @@
+// Two replicas (two Runtimes, each with its own proxy listener and Redis connections) sharing
+// one real redis-server: policy and sessions written on one are in force on the other within
+// a second; an outage keeps the last policy serving and refuses writes; recovery resyncs.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGate, type Gate } from '../helpers/gate.js';
+import { basicAuth, rawConnect } from '../helpers/raw.js';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { hashToken, newSessionCredentials } from '../../src/state/sessions.js';
+import { StoreUnavailableError } from '../../src/state/store.js';
+import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
+
+let redis: RedisServer;
+let upstream: Upstream;
+let a: Gate;
+let b: Gate;
+
+async function eventually(check: () => Promise<boolean> | boolean, withinMs: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < withinMs) {
+    if (await check()) return Date.now() - started;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`not within ${withinMs} ms`);
+}
+
+beforeAll(async () => {
+  redis = await startRedis();
+  upstream = await startHttpUpstream();
+  const config = {
+    store: { backend: 'redis', redis: { url: redis.url, keyPrefix: `t${Date.now()}:` } },
+    upstream: { resolve: { 'registry.npmjs.org': '127.0.0.1', 'api.example.com': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] },
+  };
+  a = await startGate({ config });
+  b = await startGate({ config });
+});
+
+afterAll(async () => {
+  await a?.stop();
+  await b?.stop();
+  await redis?.stop();
+  await upstream?.close();
+});
+
+async function newSession(gate: Gate, environment: string) {
+  const { id, token } = newSessionCredentials();
+  await gate.runtime.store.putSession({ id, environment, tokenHash: hashToken(token), createdAt: new Date().toISOString() });
+  return { id, token, auth: basicAuth(id, token) };
+}
+
+describe('replicas sharing Redis', () => {
+  it('an environment written on A is in force on B within a second; a session made on A works on B', async () => {
+    await a.runtime.store.putEnvironment({ id: 'web', name: 'web', access: 'custom', allowedDomains: ['api.example.com'], includeDefaults: false, deniedDomains: [], archived: false, allowedPorts: [upstream.port] });
+    const session = await newSession(a, 'web');
+    const elapsed = await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 1_000);
+    expect(elapsed).toBeLessThan(1_000);
+    expect((await rawConnect(b.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).headers['x-deny-reason']).toBe('host_not_allowed');
+  });
+
+  it('revoking a session on B stops it on A', async () => {
+    const session = await newSession(a, 'web');
+    await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 1_000);
+    await b.runtime.store.deleteSession(session.id);
+    await eventually(async () => (await rawConnect(a.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 407, 1_000);
+  });
+
+  it("a session's burst split across A and B gets the shared burst, not twice it", async () => {
+    await a.runtime.store.putEnvironment({ id: 'limited', name: 'limited', access: 'custom', allowedDomains: ['api.example.com'], includeDefaults: false, deniedDomains: [], archived: false, allowedPorts: [upstream.port], rateLimit: { requestsPerSecond: 1, burst: 6 } });
+    const session = await newSession(a, 'limited');
+    await eventually(() => b.runtime.environment('limited') !== undefined && b.runtime.store.getSession(session.id) !== undefined, 1_000);
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++) statuses.push((await rawConnect((i % 2 ? b : a).proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(6);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(8);
+  });
+
+  it('Redis down: both keep serving under the last policy and writes fail; back: writes work and both agree', async () => {
+    const session = await newSession(a, 'web');
+    await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 1_000);
+    await redis.stop();
+    for (const gate of [a, b]) {
+      expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status).toBe(200);
+      expect((await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).status).toBe(403);
+    }
+    await expect(a.runtime.store.putEnvironment({ ...a.runtime.store.getEnvironment('web')!, allowedDomains: ['registry.npmjs.org'] })).rejects.toBeInstanceOf(StoreUnavailableError);
+    await redis.start();
+    await eventually(async () => {
+      try {
+        await a.runtime.store.putEnvironment({ ...a.runtime.store.getEnvironment('web')!, allowedDomains: ['registry.npmjs.org'] });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 10_000);
+    for (const gate of [a, b]) {
+      await eventually(async () => (await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).status === 200, 5_000);
+      expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status).toBe(403);
+    }
+  });
+});
