@@ -9,8 +9,7 @@ import { startAdmin } from './admin/server.js';
 import { configFileFrom, formatErrors, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { Runtime } from './runtime.js';
-import { parseAbsoluteUri, parseAuthority } from './proxy/target.js';
-import type { Target } from './policy/types.js';
+import { parseCheckTarget } from './proxy/check-target.js';
 import { validateAll } from './validate.js';
 
 const usage = `usage:
@@ -65,23 +64,6 @@ async function serve(flag: string | undefined): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-}
-
-/** A URL (http:// or https://) or HOST[:PORT] (443 when no port is given). */
-export function parseCheckTarget(input: string): Target | string {
-  const https = /^https:\/\//i.exec(input);
-  if (https) {
-    const parsed = parseAbsoluteUri(`http://${input.slice(https[0].length)}`);
-    if (!parsed.ok) return parsed.why;
-    const explicitPort = /:\d+$/.test(parsed.authority);
-    return explicitPort ? parsed.target : { host: parsed.target.host, port: 443 };
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) {
-    const parsed = parseAbsoluteUri(input);
-    return parsed.ok ? parsed.target : parsed.why;
-  }
-  const parsed = parseAuthority(input, 443);
-  return parsed.ok ? parsed.target : parsed.why;
 }
 
 async function check(flag: string | undefined, environment: string | undefined, input: string | undefined): Promise<void> {

@@ -19,6 +19,7 @@ import { createProxyServer, type ProxyServer } from './proxy/server.js';
 import { FileStateStore, type FileProblem } from './state/file-store.js';
 import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/store.js';
+import { watchFolder } from './state/watch.js';
 import { clusterBuckets, inClusterWorker, redisBuckets } from './limit-buckets.js';
 import { readPolicyInputs, type FileErrors } from './state/policy-inputs.js';
 import { tokenMatches } from './state/sessions.js';
@@ -39,6 +40,8 @@ export class Runtime {
   /** Compiled forms by source object: an unchanged environment is never compiled twice. */
   private compileCache = new WeakMap<EnvironmentPolicy, CompiledEnvironment>();
   private proxy: ProxyServer | undefined;
+  private bound: { host: string; port: number } | undefined;
+  private stopWatching: (() => void) | undefined;
   private adminClose: (() => Promise<void>) | undefined;
   readonly context: ProxyContext;
 
@@ -165,6 +168,10 @@ export class Runtime {
     this.rebuild();
     this.proxy = createProxyServer(this.context);
     const proxy = await this.proxy.listen(this.config.proxy.listen.host, this.config.proxy.listen.port);
+    this.bound = proxy;
+    if (this.store instanceof FileStateStore) {
+      this.stopWatching = watchFolder(this.store.environmentsDir, () => void this.reloadState());
+    }
     let admin: string | undefined;
     if (adminStart) {
       const started = await adminStart(this);
@@ -174,7 +181,31 @@ export class Runtime {
     return { proxy, admin };
   }
 
+  /** Re-reads the state store (hand edits); a refused file keeps its last good version. */
+  async reloadState(): Promise<void> {
+    try {
+      const report = await this.store.load();
+      this.metrics.policyReloads.inc({ result: report.problems.length > 0 ? 'failure' : 'success' });
+      for (const problem of report.problems) this.log.warn({ file: problem.file, errors: problem.errors }, 'policy file refused; last good policy kept');
+    } catch (error) {
+      this.metrics.policyReloads.inc({ result: 'failure' });
+      this.log.warn({ err: (error as Error).message }, 'state re-read failed; last good policy kept');
+    }
+  }
+
+  /** host:port of the proxy listener as clients write it in a proxy URL. */
+  proxyAddress(): string {
+    const { host, port } = this.bound ?? this.config.proxy.listen;
+    return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+
+  /** The Trusted list as written in the allowlist file. */
+  trustedEntries(): string[] {
+    return this.defaults.source.trusted.map((pattern) => pattern.source);
+  }
+
   async stop(graceMs = this.config.proxy.shutdownGraceMs): Promise<void> {
+    this.stopWatching?.();
     await Promise.all([this.proxy?.close(graceMs), this.adminClose?.()]);
     await this.store.close();
     this.log.flush?.();

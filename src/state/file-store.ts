@@ -27,6 +27,8 @@ export class FileStateStore extends EventEmitter implements StateStore {
   private fromFiles = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
   private writeChains = new Map<string, Promise<unknown>>();
+  /** Bumped by every write, so a re-read that raced a write does not put back what it replaced. */
+  private generation = 0;
 
   constructor(readonly stateDir: string, configured: EnvironmentPolicy[] = []) {
     super();
@@ -40,6 +42,18 @@ export class FileStateStore extends EventEmitter implements StateStore {
    * version (if this process had one) stays in force: a typo never opens or closes the gates.
    */
   async load(): Promise<LoadReport> {
+    for (let attempt = 0; ; attempt++) {
+      const before = this.generation;
+      const read = await this.readAll();
+      if (this.generation !== before && attempt < 10) continue;
+      this.fromFiles = read.environments;
+      this.sessions = read.sessions;
+      this.emit('change');
+      return { environments: this.listEnvironments(true).length, sessions: read.sessions.size, problems: read.problems };
+    }
+  }
+
+  private async readAll(): Promise<{ environments: Map<string, EnvironmentPolicy>; sessions: Map<string, Session>; problems: FileProblem[] }> {
     await mkdir(this.environmentsDir, { recursive: true, mode: 0o700 });
     await mkdir(this.sessionsDir, { recursive: true, mode: 0o700 });
     const problems: FileProblem[] = [];
@@ -70,10 +84,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
         problems.push({ file, errors: [{ path: '(file)', message: (error as Error).message }] });
       }
     }
-    this.fromFiles = environments;
-    this.sessions = sessions;
-    this.emit('change');
-    return { environments: this.listEnvironments(true).length, sessions: sessions.size, problems };
+    return { environments, sessions, problems };
   }
 
   listEnvironments(includeArchived: boolean): EnvironmentPolicy[] {
@@ -94,6 +105,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       for (const ext of ['yml', 'json']) await removeFileDurably(join(this.environmentsDir, `${policy.id}.${ext}`));
       this.fromFiles.set(policy.id, policy);
       this.emit('change');
+      this.generation++;
       this.emit('written');
     });
   }
@@ -104,6 +116,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       for (const ext of ['yaml', 'yml', 'json']) removed = (await removeFileDurably(join(this.environmentsDir, `${id}.${ext}`))) || removed;
       const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
       if (known) this.emit('change');
+      this.generation++;
       this.emit('written');
       return known;
     });
@@ -122,6 +135,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       await writeFileAtomic(join(this.sessionsDir, `${session.id}.json`), `${JSON.stringify(session, null, 2)}\n`);
       this.sessions.set(session.id, session);
       this.emit('change');
+      this.generation++;
       this.emit('written');
     });
   }
@@ -131,6 +145,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       const removed = await removeFileDurably(join(this.sessionsDir, `${id}.json`));
       const known = this.sessions.delete(id) || removed;
       if (known) this.emit('change');
+      this.generation++;
       this.emit('written');
       return known;
     });
