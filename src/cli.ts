@@ -5,6 +5,7 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { joinCluster, runPrimary } from './cluster.js';
+import { FileStateStore } from './state/file-store.js';
 import { startAdmin } from './admin/server.js';
 import { configFileFrom, formatErrors, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -47,9 +48,7 @@ async function serve(flag: string | undefined): Promise<void> {
     process.exit(2);
   }
   const runtime = created.runtime;
-  joinCluster(runtime.store, () => {
-    runtime.store.load().catch((error: Error) => runtime.log.warn({ err: error.message }, 'state re-read failed'));
-  });
+  if (runtime.store instanceof FileStateStore) joinCluster(runtime.store, () => runtime.reloadState());
   const started = await runtime.start(startAdmin).catch((error: Error) => fail(`egress-gate: cannot listen: ${error.message}`));
   runtime.log.info({ proxy: `${started.proxy.host}:${started.proxy.port}`, admin: started.admin, config: config.file }, 'egress-gate listening');
   let stopping = false;

@@ -27,6 +27,11 @@ export class FileStateStore extends EventEmitter implements StateStore {
   private fromFiles = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
   private writeChains = new Map<string, Promise<unknown>>();
+  /**
+   * Awaited after every write before it is acknowledged: with several worker processes, the
+   * cluster makes every other worker re-read first, so an acknowledged write holds everywhere.
+   */
+  afterWrite: () => Promise<void> = async () => {};
   /** Bumped by every write, so a re-read that raced a write does not put back what it replaced. */
   private generation = 0;
 
@@ -106,7 +111,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       this.fromFiles.set(policy.id, policy);
       this.emit('change');
       this.generation++;
-      this.emit('written');
+      await this.afterWrite();
     });
   }
 
@@ -117,7 +122,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
       if (known) this.emit('change');
       this.generation++;
-      this.emit('written');
+      await this.afterWrite();
       return known;
     });
   }
@@ -136,7 +141,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       this.sessions.set(session.id, session);
       this.emit('change');
       this.generation++;
-      this.emit('written');
+      await this.afterWrite();
     });
   }
 
@@ -146,7 +151,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       const known = this.sessions.delete(id) || removed;
       if (known) this.emit('change');
       this.generation++;
-      this.emit('written');
+      await this.afterWrite();
       return known;
     });
   }
