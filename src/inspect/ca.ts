@@ -1,8 +1,8 @@
 // The inspection CA (SPEC §7 `egress-gate ca init`): caDir/ca.pem (what sandboxes trust, and
 // what GET /v1/ca.pem serves), caDir/ca.key (mode 0600, never leaves the proxy), and
 // caDir/bundle.pem (Node's root store plus the CA, for tools whose CA setting replaces their
-// store rather than adding to it). Keys come from node's crypto (native: milliseconds, where
-// node-forge's JavaScript RSA takes seconds); forge only lays out the certificates.
+// store rather than adding to it). Keys and signatures come from node's crypto; forge only lays
+// out the certificates (its JavaScript RSA signs with a 3072-bit key in ~90 ms, node in ~2 ms).
 
 import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -29,7 +29,7 @@ export const caFiles = (dir: string): CaFiles => ({ dir, cert: join(dir, 'ca.pem
 /** A positive serial of 128 random bits (RFC 5280 §4.1.2.2: unique per issuer, at most 20 octets). */
 export const randomSerial = (): string => `0${randomBytes(16).toString('hex').slice(1)}`;
 
-/** Signs with node's crypto: forge's JavaScript RSA would make every new host cost ~10x more. */
+/** Signs with node's crypto: forge's own signing, in JavaScript, would cost each new host ~90 ms. */
 export function signCertificate(cert: forge.pki.Certificate, key: KeyObject): void {
   const digest = {
     algorithm: 'sha256',
