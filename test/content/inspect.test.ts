@@ -28,7 +28,7 @@ beforeAll(async () => {
   dir = tempDir();
   const upstreamCa = createTestCa();
   const rogueCa = createTestCa('an upstream CA nobody trusts');
-  good = await startHttpsUpstream(upstreamCa.issue(names));
+  good = await startHttpsUpstream(upstreamCa.issue([...names, '127.0.0.1']));
   untrusted = await startHttpsUpstream(rogueCa.issue(['untrusted.example.com']));
   upstreamCaFile = join(dir, 'upstream-ca.pem');
   writeFileSync(upstreamCaFile, upstreamCa.certPem);
@@ -155,6 +155,29 @@ describe('Node https (ca) on one kept-alive tunnel', () => {
       const r = await send(agent, `api.example.com:${good.port}`, { path: '/v1/public/sni' });
       expect([r.status, r.headers['x-deny-reason']]).toEqual([421, 'misdirected']);
       expect(seen('/v1/public/sni')).toBe(false);
+    } finally {
+      agent.destroy();
+    }
+  });
+});
+
+describe('the tunnel follows the policy', () => {
+  it('an IP-literal CONNECT gets a leaf for that address', async () => {
+    const r = await curl(['--cacert', inspectionCa, `https://127.0.0.1:${good.port}/by-ip`]);
+    expect(r.status, r.stderr).toBe('200');
+    expect(seen('/by-ip')).toBe(true);
+  });
+
+  it('a revoked session loses its inspected tunnel at once', async () => {
+    const doomed = await addSession(gate, 'inspected');
+    const agent = tunnelAgent({ proxyPort: gate.proxyPort, proxyAuthorization: `Basic ${Buffer.from(`${doomed.id}:${doomed.token}`).toString('base64')}`, authority: `registry.npmjs.org:${good.port}`, ca: readCa() });
+    try {
+      const host = `registry.npmjs.org:${good.port}`;
+      expect((await send(agent, host, { path: '/before-revoke' })).status).toBe(200);
+      await gate.runtime.store.deleteSession(doomed.id);
+      // The tunnel is closed by the sweep; a new one is refused 407.
+      await expect(send(agent, host, { path: '/after-revoke' })).rejects.toThrow();
+      expect(seen('/after-revoke')).toBe(false);
     } finally {
       agent.destroy();
     }
