@@ -12,6 +12,9 @@ import type { Config } from './config/types.js';
 import { Runtime } from './runtime.js';
 import { parseCheckTarget } from './proxy/check-target.js';
 import { validateAll } from './validate.js';
+import { caFiles, initCa } from './inspect/ca.js';
+import { checkProxyUrl, envExports } from './inspect/env-exports.js';
+import { existsSync } from 'node:fs';
 
 const usage = `usage:
   egress-gate serve [--config FILE]
@@ -95,6 +98,23 @@ async function validate(flag: string | undefined): Promise<void> {
   process.exit(1);
 }
 
+async function caInit(flag: string | undefined): Promise<void> {
+  const config = loadOrExit(flag);
+  const result = await initCa(config.inspection.caDir);
+  if (!result.ok) fail(`egress-gate ca init: ${result.error}`, 1);
+  const what = result.created ? 'created' : 'kept the existing CA';
+  process.stdout.write(`egress-gate ca init: ${what}: ${result.files.cert} (key ${result.files.key}, bundle ${result.files.bundle})\n`);
+}
+
+function env(flag: string | undefined, proxyUrl: string | undefined): void {
+  if (!proxyUrl) fail(usage);
+  const checked = checkProxyUrl(proxyUrl);
+  if (!checked.ok) fail(`egress-gate env: ${checked.error}`);
+  const config = loadOrExit(flag);
+  const files = caFiles(config.inspection.caDir);
+  process.stdout.write(envExports(checked.url, existsSync(files.cert) && existsSync(files.bundle) ? files : undefined));
+}
+
 async function main(argv: string[]): Promise<void> {
   let parsed;
   try {
@@ -124,6 +144,11 @@ async function main(argv: string[]): Promise<void> {
       return check(values.config, values.environment, rest[0]);
     case 'validate':
       return validate(values.config);
+    case 'ca':
+      if (rest[0] !== 'init') fail(usage);
+      return caInit(values.config);
+    case 'env':
+      return env(values.config, values['proxy-url']);
     default:
       fail(usage);
   }

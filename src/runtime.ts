@@ -23,6 +23,8 @@ import { watchFolder } from './state/watch.js';
 import { clusterBuckets, inClusterWorker, redisBuckets } from './limit-buckets.js';
 import { readPolicyInputs, type FileErrors } from './state/policy-inputs.js';
 import { tokenMatches } from './state/sessions.js';
+import { Inspection, readUpstreamCas } from './inspect/inspection.js';
+import { compileSecretFormats } from './policy/secrets.js';
 
 export const version: string = (JSON.parse(readFileSync(resolve(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -45,7 +47,9 @@ export class Runtime {
   private adminClose: (() => Promise<void>) | undefined;
   readonly context: ProxyContext;
 
-  private constructor(public config: Config, defaults: CompiledDefaults, configured: EnvironmentPolicy[], log?: Logger) {
+  readonly inspection: Inspection;
+
+  private constructor(public config: Config, defaults: CompiledDefaults, configured: EnvironmentPolicy[], log: Logger | undefined, upstreamCas: string[]) {
     this.log = log ?? createLogger(config.logging.level);
     this.metrics = createMetrics(version, { hostLabels: config.metrics.hostLabels });
     this.exempt = new CidrSet([...config.upstream.allowPrivateNetworks]);
@@ -59,6 +63,10 @@ export class Runtime {
       this.limits = new Limits(config.limits, inClusterWorker() ? clusterBuckets() : undefined);
     }
     this.store.on('change', () => this.rebuild());
+    const secrets = compileSecretFormats(config.content.secretPatterns);
+    // parseConfig compiled the same list; a failure here is a bug, not input.
+    if (!secrets.ok) throw new Error(`content.secretPatterns: ${JSON.stringify(secrets.errors)}`);
+    this.inspection = new Inspection(config.inspection.caDir, config.inspection.leafCacheSize, upstreamCas);
     const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id), { maxHostLabels: config.metrics.maxHostLabels });
     this.context = {
       settings: config.proxy,
@@ -69,6 +77,8 @@ export class Runtime {
       limiter: this.limits,
       observer,
       connections: this.connections,
+      secretFormats: secrets.formats,
+      inspection: this.inspection,
     };
   }
 
@@ -76,7 +86,9 @@ export class Runtime {
   static async create(config: Config, log?: Logger): Promise<{ ok: true; runtime: Runtime } | { ok: false; problems: (FileErrors | FileProblem)[] }> {
     const inputs = readPolicyInputs(config);
     if (!inputs.ok) return { ok: false, problems: inputs.problems };
-    const runtime = new Runtime(config, inputs.defaults, inputs.environments, log);
+    const cas = readUpstreamCas(config.upstream.caFiles);
+    if (!cas.ok) return { ok: false, problems: cas.problems };
+    const runtime = new Runtime(config, inputs.defaults, inputs.environments, log, cas.pems);
     let report;
     try {
       report = await runtime.store.load();
@@ -208,6 +220,7 @@ export class Runtime {
     this.stopWatching?.();
     await Promise.all([this.proxy?.close(graceMs), this.adminClose?.()]);
     await this.store.close();
+    this.inspection.close();
     this.log.flush?.();
   }
 }

@@ -6,6 +6,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { canonicalIp, validateCidr } from '../policy/addresses.js';
+import { compileSecretFormats } from '../policy/secrets.js';
 import { applySchema, type ConfigError, type Schema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -78,6 +79,9 @@ const schema: Schema = {
     caDir: { kind: 'string', default: 'certs' },
     leafCacheSize: { kind: 'integer', default: 1_000, min: 1, max: 1_000_000 },
   },
+  content: {
+    secretPatterns: { kind: 'array', default: [] },
+  },
   environments: { kind: 'array', default: [] },
 };
 
@@ -111,6 +115,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
   const { value, errors } = applySchema(schema, doc.toJS());
   if (errors.length > 0) return { ok: false, file, errors };
+  const secrets = compileSecretFormats((value.content as { secretPatterns: unknown[] }).secretPatterns);
+  if (!secrets.ok) return { ok: false, file, errors: secrets.errors };
   const config = value as unknown as Config;
   config.file = file;
   config.admin.token = env.EGRESS_ADMIN_TOKEN || config.admin.token;

@@ -74,6 +74,10 @@ export interface Config {
     caDir: string;
     leafCacheSize: number;
   };
+  content: {
+    /** Credential formats the operator adds to the built-in ones (policy/secrets.ts). */
+    secretPatterns: { name: string; regex: string; allowedHosts?: string[] }[];
+  };
   /** Environments declared in the config; files in stateDir/environments with the same id win. */
   environments: unknown[];
 }

@@ -2,6 +2,7 @@
 // each CONNECT or absolute-form request with lookups only. Pure: no DNS, no sockets.
 
 import { checkAddress, CidrSet } from './addresses.js';
+import { compileContent, type CompiledContent } from './content.js';
 import { compileDomainSet, normalizeHost, parseDomainPattern, type DomainMatch, type DomainPattern, type DomainSet } from './domains.js';
 import type { Decision, EnvironmentPolicy, Target } from './types.js';
 
@@ -33,6 +34,8 @@ export interface CompiledEnvironment {
   readonly defaultPorts: ReadonlySet<number> | 'any';
   /** Ports an alwaysAllow entry without a port allows: 80, 443 and the environment's allowedPorts. */
   readonly alwaysAllowPorts: ReadonlySet<number>;
+  /** Method and path rules, inspection and secret scanning (SPEC §3 `content`). */
+  readonly content: CompiledContent;
 }
 
 const WEB_PORTS: ReadonlySet<number> = new Set([80, 443]);
@@ -74,6 +77,7 @@ export function compileEnvironment(policy: EnvironmentPolicy, defaults: PolicyDe
     // `full` means any port unless the environment narrowed it; the others get web ports (SPEC §3).
     defaultPorts: explicitPorts ?? (policy.access === 'full' ? 'any' : WEB_PORTS),
     alwaysAllowPorts: new Set([...WEB_PORTS, ...(explicitPorts ?? [])]),
+    content: compileContent(policy.content, policy.id),
   });
 }
 

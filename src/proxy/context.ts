@@ -1,8 +1,10 @@
 // What the socket layer needs from the rest of the process, and nothing more. The runtime
 // (src/runtime.ts) provides it; tests of the proxy build the real one, not a stand-in.
 
+import type { Inspection } from '../inspect/inspection.js';
 import type { Logger } from '../log.js';
 import type { CompiledEnvironment } from '../policy/decide.js';
+import type { SecretFormat } from '../policy/secrets.js';
 import type { Decision, ReasonCode, Target } from '../policy/types.js';
 import type { ConnectionRegistry } from './connections.js';
 import type { DialOptions } from './dial.js';
@@ -39,6 +41,8 @@ export interface DecisionRecord {
   decisionSeconds?: number;
   detail?: string;
   limiter?: Record<string, unknown>;
+  /** A request inside an inspected tunnel, or the inspected tunnel itself. */
+  inspected?: boolean;
 }
 
 export interface ProxyObserver {
@@ -69,4 +73,7 @@ export interface ProxyContext {
   limiter: Limiter;
   observer: ProxyObserver;
   connections: ConnectionRegistry;
+  /** Credential formats: the built-in ones and `content.secretPatterns`. */
+  secretFormats: readonly SecretFormat[];
+  inspection: Inspection;
 }

@@ -1,10 +1,13 @@
 // CONNECT: after admission, a byte pipe between the client and the checked upstream address.
 // Half-close is passed through (a client that ends its upload still gets the download), an
-// error on either side tears down both, and an idle tunnel is closed.
+// error on either side tears down both, and an idle tunnel is closed. A tunnel the content
+// policy inspects is handed to inspect/intercept.ts instead of being dialled.
 
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { interceptTunnel } from '../inspect/intercept.js';
+import { shouldInspect } from '../policy/content.js';
 import { admit } from './admit.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { dialChecked } from './dial.js';
@@ -41,6 +44,17 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   }
   if (client.destroyed) {
     slot.release?.();
+    return;
+  }
+  if (shouldInspect(admitted.environment.content, target.host, target.port)) {
+    const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: () => client.destroy() });
+    const tunnel = { target, proxyAuthorization: req.headers['proxy-authorization'], sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, addresses: admitted.addresses };
+    interceptTunnel(ctx, clientSocket, head, tunnel, (outcome) => {
+      unregister();
+      slot.release?.();
+      ctx.observer.tunnelBytes(envId, outcome.bytesUp ?? 0, outcome.bytesDown ?? 0);
+      ctx.observer.decision({ ...record, inspected: true, durationMs: Math.round(performance.now() - started), ...outcome });
+    });
     return;
   }
   const dialled = await dialChecked(admitted.addresses, target.port, ctx.settings.connectTimeoutMs);
