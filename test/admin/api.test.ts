@@ -2,7 +2,10 @@
 // that take effect for the very next request through the proxy.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { api } from '../helpers/admin.js';
+import { egressGate } from '../cli/cli.js';
 import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, parseResponseHead, rawConnect, rawExchange } from '../helpers/raw.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
@@ -181,9 +184,16 @@ describe('error paths', () => {
     expect((await api(gate, 'GET', '/v1/environments/strict')).body.access).toBe('custom');
   });
 
-  it('GET /v1/ca.pem says how to create the CA when there is none', async () => {
+  it('GET /v1/ca.pem says how to create the CA when there is none, then serves the one `ca init` made', async () => {
     const answer = await api(gate, 'GET', '/v1/ca.pem');
     expect(answer.status).toBe(404);
     expect(answer.body.error).toMatch(/ca init/);
+    const init = await egressGate(['ca', 'init', '--config', gate.configFile]);
+    expect(init.code, init.stderr).toBe(0);
+    const pem = await api(gate, 'GET', '/v1/ca.pem');
+    expect(pem.status).toBe(200);
+    expect(pem.body).toContain('-----BEGIN CERTIFICATE-----');
+    expect(pem.body).toBe(readFileSync(join(dirname(gate.configFile), 'certs', 'ca.pem'), 'utf8'));
+    expect(pem.body).not.toContain('PRIVATE KEY');
   });
 });
