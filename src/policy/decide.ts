@@ -4,6 +4,7 @@
 import { checkAddress, CidrSet } from './addresses.js';
 import { compileContent, type CompiledContent } from './content.js';
 import { compileDomainSet, normalizeHost, parseDomainPattern, type DomainMatch, type DomainPattern, type DomainSet } from './domains.js';
+import { recallParsed } from './parsed-patterns.js';
 import type { Decision, EnvironmentPolicy, Target } from './types.js';
 
 /** The lists every environment shares: the Trusted allowlist and `defaults.alwaysAllow`. */
@@ -50,7 +51,9 @@ export function compileDefaults(defaults: PolicyDefaults): CompiledDefaults {
 }
 
 /** Entries were validated on the way in (validateEnvironment); one that is not is a bug, not input. */
-function parseAll(entries: readonly string[], field: string, id: string): DomainPattern[] {
+function parseAll(entries: readonly string[], field: string, id: string): readonly DomainPattern[] {
+  const remembered = recallParsed(entries);
+  if (remembered) return remembered;
   return entries.map((entry) => {
     const parsed = parseDomainPattern(entry);
     if (!parsed.ok) throw new Error(`environment ${JSON.stringify(id)}: ${field}: ${parsed.error}`);

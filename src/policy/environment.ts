@@ -3,7 +3,8 @@
 // is a plain object with every default filled in, the only shape the rest of the code sees.
 
 import picomatch from 'picomatch';
-import { parseDomainPattern } from './domains.js';
+import { parseDomainPattern, type DomainPattern } from './domains.js';
+import { rememberParsed } from './parsed-patterns.js';
 import type { AccessLevel, ContentPolicy, ContentRule, EnvironmentPolicy, RateLimitPolicy } from './types.js';
 
 export interface PolicyError {
@@ -198,8 +199,21 @@ export function validateEnvironment(raw: unknown, idFromFile?: string): Environm
   if (source.access === undefined) c.fail('access', `required: one of ${ACCESS_LEVELS.join(', ')}`);
   else access = c.oneOf('access', source.access, ACCESS_LEVELS);
 
-  const patterns = (key: 'allowedDomains' | 'deniedDomains'): string[] =>
-    source[key] === undefined ? [] : c.list(key, source[key], c.domainPattern) ?? [];
+  const patterns = (key: 'allowedDomains' | 'deniedDomains'): string[] => {
+    if (source[key] === undefined) return [];
+    // Keep what parsing found, so compiling the validated policy does not parse 100 000 entries again.
+    const parsed: DomainPattern[] = [];
+    const list =
+      c.list(key, source[key], (path, value) => {
+        if (typeof value !== 'string') return c.expected(path, 'a domain pattern string', value);
+        const result = parseDomainPattern(value);
+        if (!result.ok) return c.fail(path, result.error);
+        parsed.push(result.pattern);
+        return value;
+      }) ?? [];
+    if (parsed.length === list.length) rememberParsed(list, parsed);
+    return list;
+  };
   const allowedDomains = patterns('allowedDomains');
   const deniedDomains = patterns('deniedDomains');
   const includeDefaults = source.includeDefaults === undefined ? false : c.boolean('includeDefaults', source.includeDefaults);
