@@ -5,13 +5,16 @@
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { joinCluster, runPrimary } from './cluster.js';
+import { FileStateStore } from './state/file-store.js';
 import { startAdmin } from './admin/server.js';
 import { configFileFrom, formatErrors, loadConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { Runtime } from './runtime.js';
-import { parseAbsoluteUri, parseAuthority } from './proxy/target.js';
-import type { Target } from './policy/types.js';
+import { parseCheckTarget } from './proxy/check-target.js';
 import { validateAll } from './validate.js';
+import { caFiles, initCa } from './inspect/ca.js';
+import { checkProxyUrl, envExports } from './inspect/env-exports.js';
+import { existsSync } from 'node:fs';
 
 const usage = `usage:
   egress-gate serve [--config FILE]
@@ -48,9 +51,7 @@ async function serve(flag: string | undefined): Promise<void> {
     process.exit(2);
   }
   const runtime = created.runtime;
-  joinCluster(runtime.store, () => {
-    runtime.store.load().catch((error: Error) => runtime.log.warn({ err: error.message }, 'state re-read failed'));
-  });
+  if (runtime.store instanceof FileStateStore) joinCluster(runtime.store, () => runtime.reloadState());
   const started = await runtime.start(startAdmin).catch((error: Error) => fail(`egress-gate: cannot listen: ${error.message}`));
   runtime.log.info({ proxy: `${started.proxy.host}:${started.proxy.port}`, admin: started.admin, config: config.file }, 'egress-gate listening');
   let stopping = false;
@@ -65,23 +66,6 @@ async function serve(flag: string | undefined): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-}
-
-/** A URL (http:// or https://) or HOST[:PORT] (443 when no port is given). */
-export function parseCheckTarget(input: string): Target | string {
-  const https = /^https:\/\//i.exec(input);
-  if (https) {
-    const parsed = parseAbsoluteUri(`http://${input.slice(https[0].length)}`);
-    if (!parsed.ok) return parsed.why;
-    const explicitPort = /:\d+$/.test(parsed.authority);
-    return explicitPort ? parsed.target : { host: parsed.target.host, port: 443 };
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) {
-    const parsed = parseAbsoluteUri(input);
-    return parsed.ok ? parsed.target : parsed.why;
-  }
-  const parsed = parseAuthority(input, 443);
-  return parsed.ok ? parsed.target : parsed.why;
 }
 
 async function check(flag: string | undefined, environment: string | undefined, input: string | undefined): Promise<void> {
@@ -114,6 +98,23 @@ async function validate(flag: string | undefined): Promise<void> {
   process.exit(1);
 }
 
+async function caInit(flag: string | undefined): Promise<void> {
+  const config = loadOrExit(flag);
+  const result = await initCa(config.inspection.caDir);
+  if (!result.ok) fail(`egress-gate ca init: ${result.error}`, 1);
+  const what = result.created ? 'created' : 'kept the existing CA';
+  process.stdout.write(`egress-gate ca init: ${what}: ${result.files.cert} (key ${result.files.key}, bundle ${result.files.bundle})\n`);
+}
+
+function env(flag: string | undefined, proxyUrl: string | undefined): void {
+  if (!proxyUrl) fail(usage);
+  const checked = checkProxyUrl(proxyUrl);
+  if (!checked.ok) fail(`egress-gate env: ${checked.error}`);
+  const config = loadOrExit(flag);
+  const files = caFiles(config.inspection.caDir);
+  process.stdout.write(envExports(checked.url, existsSync(files.cert) && existsSync(files.bundle) ? files : undefined));
+}
+
 async function main(argv: string[]): Promise<void> {
   let parsed;
   try {
@@ -143,6 +144,11 @@ async function main(argv: string[]): Promise<void> {
       return check(values.config, values.environment, rest[0]);
     case 'validate':
       return validate(values.config);
+    case 'ca':
+      if (rest[0] !== 'init') fail(usage);
+      return caInit(values.config);
+    case 'env':
+      return env(values.config, values['proxy-url']);
     default:
       fail(usage);
   }

@@ -1,25 +1,50 @@
 // `workers: N`: N processes serve the same listeners (Node cluster, connections spread by the
-// primary). Shared state keeps its meaning across them:
+// primary). Shared state keeps the meaning it has in one process:
 // - rate-limit buckets live in the primary (rate-limiter-flexible's cluster master) unless
 //   Redis holds them;
-// - with the file store, a worker that writes announces it, and the primary tells the others
-//   to re-read the state folder, so a session created through one worker's admin API works on
-//   every worker as soon as the write is acknowledged there plus one IPC round trip.
+// - with the file store, a worker's write is acknowledged only after every other worker has
+//   re-read the state folder (a barrier through the primary, bounded by a timeout), so a
+//   session created through one worker's admin API works on every worker when the API answers.
 
 import cluster, { type Worker } from 'node:cluster';
 import { RateLimiterClusterMaster } from 'rate-limiter-flexible';
-import type { StateStore } from './state/store.js';
+import type { FileStateStore } from './state/file-store.js';
 
-const stateChanged = 'egress-gate:state-changed';
+type Message =
+  | { type: 'egress-gate:written'; seq: number }
+  | { type: 'egress-gate:reread'; seq: number; origin: number }
+  | { type: 'egress-gate:reread-done'; seq: number; origin: number }
+  | { type: 'egress-gate:written-done'; seq: number };
+
+const barrierTimeoutMs = 1_000;
+
+const isMessage = (value: unknown): value is Message => typeof value === 'object' && value !== null && String((value as { type?: unknown }).type).startsWith('egress-gate:');
 
 export function runPrimary(workers: number, log: (message: string, fields?: Record<string, unknown>) => void, graceMs: number): void {
   new RateLimiterClusterMaster();
   let stopping = false;
-  const fork = (): Worker => cluster.fork();
-  for (let i = 0; i < workers; i++) fork();
-  cluster.on('message', (from, message: unknown) => {
-    if (message !== stateChanged) return;
-    for (const worker of Object.values(cluster.workers ?? {})) if (worker && worker !== from) worker.send(stateChanged);
+  const waiting = new Map<string, { pending: Set<number>; done: () => void }>();
+  for (let i = 0; i < workers; i++) cluster.fork();
+
+  cluster.on('message', (from: Worker, message: unknown) => {
+    if (!isMessage(message)) return;
+    if (message.type === 'egress-gate:written') {
+      const key = `${from.id}:${message.seq}`;
+      const others = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w !== from && w.isConnected());
+      const done = (): void => {
+        clearTimeout(timer);
+        waiting.delete(key);
+        if (from.isConnected()) from.send({ type: 'egress-gate:written-done', seq: message.seq } satisfies Message);
+      };
+      const timer = setTimeout(done, barrierTimeoutMs);
+      waiting.set(key, { pending: new Set(others.map((w) => w.id)), done });
+      if (others.length === 0) done();
+      for (const worker of others) worker.send({ type: 'egress-gate:reread', seq: message.seq, origin: from.id } satisfies Message);
+    } else if (message.type === 'egress-gate:reread-done') {
+      const entry = waiting.get(`${message.origin}:${message.seq}`);
+      entry?.pending.delete(from.id);
+      if (entry && entry.pending.size === 0) entry.done();
+    }
   });
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
@@ -27,7 +52,7 @@ export function runPrimary(workers: number, log: (message: string, fields?: Reco
       return;
     }
     log('worker exited; starting another', { pid: worker.process.pid, code, signal });
-    setTimeout(fork, 500).unref();
+    setTimeout(() => cluster.fork(), 500).unref();
   });
   const stop = (): void => {
     if (stopping) return;
@@ -39,11 +64,28 @@ export function runPrimary(workers: number, log: (message: string, fields?: Reco
   process.on('SIGINT', stop);
 }
 
-/** In a worker: tell the primary about local writes, and re-read when another worker wrote. */
-export function joinCluster(store: StateStore, reread: () => void): void {
+/** In a worker with the file store: the write barrier, and re-reads when another worker wrote. */
+export function joinCluster(store: FileStateStore, reread: () => Promise<void>): void {
   if (!cluster.isWorker) return;
-  store.on('written', () => process.send?.(stateChanged));
+  let seq = 0;
+  const acknowledgements = new Map<number, () => void>();
+  store.afterWrite = () =>
+    new Promise<void>((resolve) => {
+      const mine = ++seq;
+      const settle = (): void => {
+        clearTimeout(timer);
+        acknowledgements.delete(mine);
+        resolve();
+      };
+      const timer = setTimeout(settle, barrierTimeoutMs + 500);
+      acknowledgements.set(mine, settle);
+      process.send?.({ type: 'egress-gate:written', seq: mine } satisfies Message);
+    });
   process.on('message', (message: unknown) => {
-    if (message === stateChanged) reread();
+    if (!isMessage(message)) return;
+    if (message.type === 'egress-gate:written-done') acknowledgements.get(message.seq)?.();
+    else if (message.type === 'egress-gate:reread') {
+      void reread().finally(() => process.send?.({ type: 'egress-gate:reread-done', seq: message.seq, origin: message.origin } satisfies Message));
+    }
   });
 }

@@ -1,17 +1,24 @@
 // Abuse controls: request buckets and connection caps, per session, per session and host, and
-// per environment. Buckets go through rate-limiter-flexible's interface so that its Redis
-// backend can replace the memory one for several replicas without touching the proxy.
+// per environment, plus the byte budgets that shape tunnels. Buckets are made by a
+// BucketFactory and used only through rate-limiter-flexible's RateLimiterAbstract interface, so
+// that its Redis backend can replace the memory one for several replicas without touching the
+// proxy.
 //
 // rate-limiter-flexible counts points in windows; a window of `burst` points lasting
-// `burst / requestsPerSecond` seconds is our token bucket: a burst gets exactly `burst`
-// requests, the long-run rate is `requestsPerSecond`, and the refill arrives at the end of the
-// window (docs/decisions.md says why this and not a continuous refill).
+// `burst / requestsPerSecond` seconds stands in for the token bucket: a burst gets exactly
+// `burst` requests, the long-run rate is `requestsPerSecond`, and the refill arrives at the end
+// of the window (docs/decisions.md says why this and not a continuous refill).
 
 import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from './config/types.js';
 import type { CompiledEnvironment } from './policy/decide.js';
 import type { LimitVerdict, Limiter } from './proxy/context.js';
+import { SessionBandwidth, type Shaping } from './proxy/throttle.js';
 
+/**
+ * The seam for other backends (src/limit-buckets.ts): `points` per window of `durationSeconds`,
+ * never under one second but possibly fractional, keys under `keyPrefix`.
+ */
 export type BucketFactory = (points: number, durationSeconds: number, keyPrefix: string) => RateLimiterAbstract;
 
 export const memoryBuckets: BucketFactory = (points, duration, keyPrefix) => new RateLimiterMemory({ points, duration, keyPrefix });
@@ -22,9 +29,21 @@ interface BucketSpec {
   burst: number;
 }
 
+/**
+ * A window must last at least a second: rate-limiter-flexible's Redis and cluster backends keep
+ * whole seconds of expiry, and a shorter window would never expire. A burst below one second's
+ * worth of requests is therefore raised to that (the long-run rate is unchanged).
+ */
+function bucketSpec(scope: BucketSpec['scope'], rate: number, burst: number): BucketSpec {
+  return { scope, rate, burst: Math.max(burst, Math.ceil(rate)) };
+}
+
 export class Limits implements Limiter {
   private readonly buckets = new Map<string, RateLimiterAbstract>();
+  /** Per compiled environment (an immutable snapshot): its buckets, resolved once, not per request. */
+  private readonly resolved = new WeakMap<CompiledEnvironment, { spec: BucketSpec; bucket: RateLimiterAbstract }[]>();
   private readonly openCount = new Map<string, number>();
+  private readonly bandwidthBySession = new SessionBandwidth();
 
   constructor(private readonly config: Config['limits'], private readonly makeBucket: BucketFactory = memoryBuckets) {}
 
@@ -40,29 +59,35 @@ export class Limits implements Limiter {
 
   private specs(environment: CompiledEnvironment): BucketSpec[] {
     const override = environment.policy.rateLimit ?? {};
-    const rate = override.requestsPerSecond ?? this.config.requestsPerSecond;
-    const specs: BucketSpec[] = [{ scope: 'session', rate, burst: override.burst ?? Math.max(this.config.burst, Math.ceil(rate)) }];
-    if (this.config.perHostRequestsPerSecond > 0) {
-      specs.push({ scope: 'host', rate: this.config.perHostRequestsPerSecond, burst: this.config.perHostBurst || this.config.perHostRequestsPerSecond });
-    }
-    if (this.config.environmentRequestsPerSecond > 0) {
-      specs.push({ scope: 'environment', rate: this.config.environmentRequestsPerSecond, burst: this.config.environmentBurst || this.config.environmentRequestsPerSecond });
-    }
+    const limits = this.config;
+    const specs = [bucketSpec('session', override.requestsPerSecond ?? limits.requestsPerSecond, override.burst ?? limits.burst)];
+    if (limits.perHostRequestsPerSecond > 0) specs.push(bucketSpec('host', limits.perHostRequestsPerSecond, limits.perHostBurst));
+    if (limits.environmentRequestsPerSecond > 0) specs.push(bucketSpec('environment', limits.environmentRequestsPerSecond, limits.environmentBurst));
     return specs;
   }
 
+  private bucketsFor(environment: CompiledEnvironment): { spec: BucketSpec; bucket: RateLimiterAbstract }[] {
+    let buckets = this.resolved.get(environment);
+    if (!buckets) {
+      buckets = this.specs(environment).map((spec) => ({ spec, bucket: this.bucket(spec) }));
+      this.resolved.set(environment, buckets);
+    }
+    return buckets;
+  }
+
   async take(who: { sessionKey: string; environment: string; host: string }, environment: CompiledEnvironment): Promise<LimitVerdict> {
-    for (const spec of this.specs(environment)) {
+    for (const { spec, bucket } of this.bucketsFor(environment)) {
       const key = spec.scope === 'session' ? who.sessionKey : spec.scope === 'host' ? `${who.sessionKey}|${who.host}` : who.environment;
       try {
-        await this.bucket(spec).consume(key, 1);
+        await bucket.consume(key, 1);
       } catch (rejection) {
         if (!(rejection instanceof RateLimiterRes)) throw rejection;
         return {
           ok: false,
           scope: spec.scope,
+          // The window ends in msBeforeNext: that is when the bucket is full again.
           retryAfterSeconds: Math.max(1, Math.ceil(rejection.msBeforeNext / 1000)),
-          state: { scope: spec.scope, limit: spec.burst, perSecond: spec.rate, remaining: rejection.remainingPoints, msBeforeNext: rejection.msBeforeNext },
+          state: { scope: spec.scope, burst: spec.burst, perSecond: spec.rate, consumed: rejection.consumedPoints, remaining: rejection.remainingPoints, msBeforeNext: rejection.msBeforeNext },
         };
       }
     }
@@ -89,7 +114,8 @@ export class Limits implements Limiter {
     };
   }
 
-  bandwidthFor(_environment: CompiledEnvironment): number {
-    return this.config.bandwidthBytesPerSecond;
+  bandwidth(sessionKey: string, environment: CompiledEnvironment): Shaping | undefined {
+    const bytesPerSecond = environment.policy.rateLimit?.bandwidthBytesPerSecond ?? this.config.bandwidthBytesPerSecond;
+    return bytesPerSecond > 0 ? this.bandwidthBySession.acquire(sessionKey, bytesPerSecond) : undefined;
   }
 }

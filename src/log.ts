@@ -20,7 +20,7 @@ export function createLogger(level: string, destination: pino.DestinationStream 
   return pino(
     {
       level,
-      base: { service: 'egress-gate' },
+      base: { service: 'egress-gate', pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: redactPaths, censor: '[redacted]' },
       formatters: { level: (label) => ({ level: label }) },

@@ -4,20 +4,46 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { DecisionRecord, ProxyObserver } from './proxy/context.js';
 
-export function createObserver(log: Logger, metrics: Metrics, knownEnvironment: (id: string) => boolean): ProxyObserver {
+export interface ObserverOptions {
+  /** Distinct host label values at most, when host labels are on; the rest count as "other". */
+  maxHostLabels: number;
+}
+
+export function createObserver(log: Logger, metrics: Metrics, knownEnvironment: (id: string) => boolean, options: ObserverOptions = { maxHostLabels: 0 }): ProxyObserver {
+  // A refused client can name any environment (a deleted one, a typo): only configured ids
+  // become label values.
   const label = (environment: string): string => (environment && knownEnvironment(environment) ? environment : 'unknown');
+  const hosts = new Set<string>();
+  const hostLabel = (host: string): string => {
+    if (hosts.has(host)) return host;
+    if (hosts.size >= options.maxHostLabels || host === '') return 'other';
+    hosts.add(host);
+    return host;
+  };
+  const bytes = (environment: string, kind: 'tunnel' | 'forward', up: number, down: number): void => {
+    metrics.bytes.inc({ environment, kind, direction: 'up' }, up);
+    metrics.bytes.inc({ environment, kind, direction: 'down' }, down);
+  };
   return {
     decision(record: DecisionRecord) {
       const environment = label(record.environment);
       metrics.requests.inc({ environment, decision: record.decision, reason: record.reason });
+      metrics.hostRequests?.inc({ environment, host: hostLabel(record.host), decision: record.decision });
       if (record.decisionSeconds !== undefined) metrics.decisionDuration.observe(record.decisionSeconds);
-      if (record.reason === 'rate_limited') metrics.rateLimited.inc({ environment, scope: String(record.rule ?? 'limit:session').replace(/^limit:/, '') });
+      if (record.reason === 'rate_limited') {
+        metrics.rateLimited.inc({ environment, scope: String(record.rule ?? 'limit:session').replace(/^limit:/, '') });
+        metrics.rateLimitedSessions.note(environment, record.session ?? 'anonymous');
+      }
       log.info({ ...record, msg: undefined }, 'decision');
     },
     tunnelBytes(environment, up, down) {
       const env = label(environment);
       metrics.tunnelBytes.inc({ environment: env, direction: 'up' }, up);
       metrics.tunnelBytes.inc({ environment: env, direction: 'down' }, down);
+      bytes(env, 'tunnel', up, down);
+    },
+    forwardBytes(environment, up, down) {
+      bytes(label(environment), 'forward', up, down);
     },
     connectionOpened() {
       metrics.activeConnections.inc();

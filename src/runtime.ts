@@ -19,9 +19,12 @@ import { createProxyServer, type ProxyServer } from './proxy/server.js';
 import { FileStateStore, type FileProblem } from './state/file-store.js';
 import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/store.js';
+import { watchFolder } from './state/watch.js';
 import { clusterBuckets, inClusterWorker, redisBuckets } from './limit-buckets.js';
 import { readPolicyInputs, type FileErrors } from './state/policy-inputs.js';
 import { tokenMatches } from './state/sessions.js';
+import { Inspection, readUpstreamCas } from './inspect/inspection.js';
+import { compileSecretFormats } from './policy/secrets.js';
 
 export const version: string = (JSON.parse(readFileSync(resolve(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -39,12 +42,16 @@ export class Runtime {
   /** Compiled forms by source object: an unchanged environment is never compiled twice. */
   private compileCache = new WeakMap<EnvironmentPolicy, CompiledEnvironment>();
   private proxy: ProxyServer | undefined;
+  private bound: { host: string; port: number } | undefined;
+  private stopWatching: (() => void) | undefined;
   private adminClose: (() => Promise<void>) | undefined;
   readonly context: ProxyContext;
 
-  private constructor(public config: Config, defaults: CompiledDefaults, configured: EnvironmentPolicy[], log?: Logger) {
+  readonly inspection: Inspection;
+
+  private constructor(public config: Config, defaults: CompiledDefaults, configured: EnvironmentPolicy[], log: Logger | undefined, upstreamCas: string[]) {
     this.log = log ?? createLogger(config.logging.level);
-    this.metrics = createMetrics(version);
+    this.metrics = createMetrics(version, { hostLabels: config.metrics.hostLabels });
     this.exempt = new CidrSet([...config.upstream.allowPrivateNetworks]);
     this.defaults = defaults;
     if (config.store.backend === 'redis') {
@@ -56,7 +63,11 @@ export class Runtime {
       this.limits = new Limits(config.limits, inClusterWorker() ? clusterBuckets() : undefined);
     }
     this.store.on('change', () => this.rebuild());
-    const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id));
+    const secrets = compileSecretFormats(config.content.secretPatterns);
+    // parseConfig compiled the same list; a failure here is a bug, not input.
+    if (!secrets.ok) throw new Error(`content.secretPatterns: ${JSON.stringify(secrets.errors)}`);
+    this.inspection = new Inspection(config.inspection.caDir, config.inspection.leafCacheSize, upstreamCas);
+    const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id), { maxHostLabels: config.metrics.maxHostLabels });
     this.context = {
       settings: config.proxy,
       dial: { resolve: config.upstream.resolve, exempt: this.exempt, dnsTimeoutMs: config.upstream.dnsTimeoutMs, connectTimeoutMs: config.proxy.connectTimeoutMs },
@@ -66,6 +77,8 @@ export class Runtime {
       limiter: this.limits,
       observer,
       connections: this.connections,
+      secretFormats: secrets.formats,
+      inspection: this.inspection,
     };
   }
 
@@ -73,7 +86,9 @@ export class Runtime {
   static async create(config: Config, log?: Logger): Promise<{ ok: true; runtime: Runtime } | { ok: false; problems: (FileErrors | FileProblem)[] }> {
     const inputs = readPolicyInputs(config);
     if (!inputs.ok) return { ok: false, problems: inputs.problems };
-    const runtime = new Runtime(config, inputs.defaults, inputs.environments, log);
+    const cas = readUpstreamCas(config.upstream.caFiles);
+    if (!cas.ok) return { ok: false, problems: cas.problems };
+    const runtime = new Runtime(config, inputs.defaults, inputs.environments, log, cas.pems);
     let report;
     try {
       report = await runtime.store.load();
@@ -135,6 +150,8 @@ export class Runtime {
   /** Compiles the store's view into a new snapshot, swaps it in, and closes what it refuses. */
   rebuild(): void {
     const next = new Map<string, CompiledEnvironment>();
+    // A deleted environment's gauge goes with it.
+    this.metrics.policyEntries.reset();
     for (const policy of this.store.listEnvironments(true)) {
       let compiled = this.compileCache.get(policy);
       if (!compiled) {
@@ -163,6 +180,10 @@ export class Runtime {
     this.rebuild();
     this.proxy = createProxyServer(this.context);
     const proxy = await this.proxy.listen(this.config.proxy.listen.host, this.config.proxy.listen.port);
+    this.bound = proxy;
+    if (this.store instanceof FileStateStore) {
+      this.stopWatching = watchFolder(this.store.environmentsDir, () => void this.reloadState());
+    }
     let admin: string | undefined;
     if (adminStart) {
       const started = await adminStart(this);
@@ -172,9 +193,34 @@ export class Runtime {
     return { proxy, admin };
   }
 
+  /** Re-reads the state store (hand edits); a refused file keeps its last good version. */
+  async reloadState(): Promise<void> {
+    try {
+      const report = await this.store.load();
+      this.metrics.policyReloads.inc({ result: report.problems.length > 0 ? 'failure' : 'success' });
+      for (const problem of report.problems) this.log.warn({ file: problem.file, errors: problem.errors }, 'policy file refused; last good policy kept');
+    } catch (error) {
+      this.metrics.policyReloads.inc({ result: 'failure' });
+      this.log.warn({ err: (error as Error).message }, 'state re-read failed; last good policy kept');
+    }
+  }
+
+  /** host:port of the proxy listener as clients write it in a proxy URL. */
+  proxyAddress(): string {
+    const { host, port } = this.bound ?? this.config.proxy.listen;
+    return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  }
+
+  /** The Trusted list as written in the allowlist file. */
+  trustedEntries(): string[] {
+    return this.defaults.source.trusted.map((pattern) => pattern.source);
+  }
+
   async stop(graceMs = this.config.proxy.shutdownGraceMs): Promise<void> {
+    this.stopWatching?.();
     await Promise.all([this.proxy?.close(graceMs), this.adminClose?.()]);
     await this.store.close();
+    this.inspection.close();
     this.log.flush?.();
   }
 }

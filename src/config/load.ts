@@ -6,6 +6,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { canonicalIp, validateCidr } from '../policy/addresses.js';
+import { compileSecretFormats } from '../policy/secrets.js';
 import { applySchema, type ConfigError, type Schema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -67,12 +68,19 @@ const schema: Schema = {
     environmentBurst: { kind: 'integer', default: 0, min: 0, max: 10_000_000 },
     bandwidthBytesPerSecond: { kind: 'integer', default: 0, min: 0, max: 100 * 1024 * MiB },
   },
+  metrics: {
+    hostLabels: { kind: 'boolean', default: false },
+    maxHostLabels: { kind: 'integer', default: 1_000, min: 1, max: 100_000 },
+  },
   logging: {
     level: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   },
   inspection: {
     caDir: { kind: 'string', default: 'certs' },
     leafCacheSize: { kind: 'integer', default: 1_000, min: 1, max: 1_000_000 },
+  },
+  content: {
+    secretPatterns: { kind: 'array', default: [] },
   },
   environments: { kind: 'array', default: [] },
 };
@@ -107,6 +115,8 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
   const { value, errors } = applySchema(schema, doc.toJS());
   if (errors.length > 0) return { ok: false, file, errors };
+  const secrets = compileSecretFormats((value.content as { secretPatterns: unknown[] }).secretPatterns);
+  if (!secrets.ok) return { ok: false, file, errors: secrets.errors };
   const config = value as unknown as Config;
   config.file = file;
   config.admin.token = env.EGRESS_ADMIN_TOKEN || config.admin.token;

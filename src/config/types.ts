@@ -61,6 +61,11 @@ export interface Config {
     /** Tunnel bandwidth per session in bytes per second; 0 means unlimited. */
     bandwidthBytesPerSecond: number;
   };
+  metrics: {
+    /** Opt-in egress_host_requests_total{host}: unbounded by nature, so capped by maxHostLabels. */
+    hostLabels: boolean;
+    maxHostLabels: number;
+  };
   logging: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   };
@@ -68,6 +73,10 @@ export interface Config {
     /** Folder of the inspection CA (ca.pem, ca.key). */
     caDir: string;
     leafCacheSize: number;
+  };
+  content: {
+    /** Credential formats the operator adds to the built-in ones (policy/secrets.ts). */
+    secretPatterns: { name: string; regex: string; allowedHosts?: string[] }[];
   };
   /** Environments declared in the config; files in stateDir/environments with the same id win. */
   environments: unknown[];

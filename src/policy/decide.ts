@@ -2,7 +2,9 @@
 // each CONNECT or absolute-form request with lookups only. Pure: no DNS, no sockets.
 
 import { checkAddress, CidrSet } from './addresses.js';
+import { compileContent, type CompiledContent } from './content.js';
 import { compileDomainSet, normalizeHost, parseDomainPattern, type DomainMatch, type DomainPattern, type DomainSet } from './domains.js';
+import { recallParsed } from './parsed-patterns.js';
 import type { Decision, EnvironmentPolicy, Target } from './types.js';
 
 /** The lists every environment shares: the Trusted allowlist and `defaults.alwaysAllow`. */
@@ -33,6 +35,8 @@ export interface CompiledEnvironment {
   readonly defaultPorts: ReadonlySet<number> | 'any';
   /** Ports an alwaysAllow entry without a port allows: 80, 443 and the environment's allowedPorts. */
   readonly alwaysAllowPorts: ReadonlySet<number>;
+  /** Method and path rules, inspection and secret scanning (SPEC §3 `content`). */
+  readonly content: CompiledContent;
 }
 
 const WEB_PORTS: ReadonlySet<number> = new Set([80, 443]);
@@ -47,7 +51,9 @@ export function compileDefaults(defaults: PolicyDefaults): CompiledDefaults {
 }
 
 /** Entries were validated on the way in (validateEnvironment); one that is not is a bug, not input. */
-function parseAll(entries: readonly string[], field: string, id: string): DomainPattern[] {
+function parseAll(entries: readonly string[], field: string, id: string): readonly DomainPattern[] {
+  const remembered = recallParsed(entries);
+  if (remembered) return remembered;
   return entries.map((entry) => {
     const parsed = parseDomainPattern(entry);
     if (!parsed.ok) throw new Error(`environment ${JSON.stringify(id)}: ${field}: ${parsed.error}`);
@@ -74,6 +80,7 @@ export function compileEnvironment(policy: EnvironmentPolicy, defaults: PolicyDe
     // `full` means any port unless the environment narrowed it; the others get web ports (SPEC §3).
     defaultPorts: explicitPorts ?? (policy.access === 'full' ? 'any' : WEB_PORTS),
     alwaysAllowPorts: new Set([...WEB_PORTS, ...(explicitPorts ?? [])]),
+    content: compileContent(policy.content, policy.id),
   });
 }
 

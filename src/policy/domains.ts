@@ -28,8 +28,18 @@ const NUMERIC_LABEL = /^(?:\d+|0x[0-9a-f]*)$/;
  * `user@host` or `host/path` mean different hosts to different parsers, and the only safe
  * answer to a host we cannot read one way is no.
  */
+/**
+ * A lower-case ASCII DNS name, labels of 1-63, at most 253 long, whose last label has a letter
+ * other than a hex digit or `x`: it cannot be an inet_aton spelling (`0x7f.1`, `2130706433`)
+ * nor end in a numeric label, so normalisation would return it unchanged. Checked first
+ * because the full normalisation (IDN, IP parsing) costs microseconds.
+ */
+const PLAIN_NAME = /^(?=.{1,253}$)(?:[a-z0-9_-]{1,63}\.)*(?=[a-z0-9_-]{1,63}$)[a-z0-9_-]*[g-wyz_-][a-z0-9_-]*$/;
+
 export function normalizeHost(raw: string): string | null {
   if (typeof raw !== 'string' || raw.length === 0 || raw.length > 1024) return null;
+  // The common case, on every request and for every allowlist entry: already normal.
+  if (PLAIN_NAME.test(raw)) return raw;
 
   if (raw.startsWith('[') || raw.includes(':')) {
     // Only IPv6 has colons or brackets; a port must have been split off by the caller.
@@ -124,7 +134,7 @@ export function parseDomainPattern(entry: string): ParsedPattern {
   if (host === null) {
     return fail(entry, hostText.includes(':') ? 'not a valid IPv6 address' : 'not a valid domain name or IP address');
   }
-  return withPort({ kind: canonicalIp(host) ? 'ip' : 'exact', host });
+  return withPort({ kind: !PLAIN_NAME.test(host) && canonicalIp(host) ? 'ip' : 'exact', host });
 }
 
 /** Entries of one host (or one wildcard suffix), arranged for the port check. */

@@ -25,6 +25,8 @@ export interface RateLimitPolicy {
   requestsPerSecond?: number;
   burst?: number;
   maxConnections?: number;
+  /** Tunnel bytes per second per session and direction; 0 lifts the config's limit. */
+  bandwidthBytesPerSecond?: number;
 }
 
 export interface ContentRule {

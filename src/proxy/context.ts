@@ -1,12 +1,15 @@
 // What the socket layer needs from the rest of the process, and nothing more. The runtime
 // (src/runtime.ts) provides it; tests of the proxy build the real one, not a stand-in.
 
+import type { Inspection } from '../inspect/inspection.js';
 import type { Logger } from '../log.js';
 import type { CompiledEnvironment } from '../policy/decide.js';
+import type { SecretFormat } from '../policy/secrets.js';
 import type { Decision, ReasonCode, Target } from '../policy/types.js';
 import type { ConnectionRegistry } from './connections.js';
 import type { DialOptions } from './dial.js';
 import type { Credentials } from './identity.js';
+import type { Shaping } from './throttle.js';
 
 export type Identity =
   | { ok: true; environment: CompiledEnvironment; sessionId: string | undefined }
@@ -19,8 +22,8 @@ export interface Limiter {
   take(identity: { sessionKey: string; environment: string; host: string }, environment: CompiledEnvironment): Promise<LimitVerdict>;
   /** A slot among the session's open connections, or the verdict that there is none. */
   open(sessionKey: string, environment: CompiledEnvironment): LimitVerdict & { release?: () => void };
-  /** Bytes per second for one session's tunnels, 0 when unlimited. */
-  bandwidthFor(environment: CompiledEnvironment): number;
+  /** The byte budgets a session's tunnels share, or undefined when bandwidth is unlimited. */
+  bandwidth(sessionKey: string, environment: CompiledEnvironment): Shaping | undefined;
 }
 
 export interface DecisionRecord {
@@ -38,11 +41,15 @@ export interface DecisionRecord {
   decisionSeconds?: number;
   detail?: string;
   limiter?: Record<string, unknown>;
+  /** A request inside an inspected tunnel, or the inspected tunnel itself. */
+  inspected?: boolean;
 }
 
 export interface ProxyObserver {
   decision(record: DecisionRecord): void;
   tunnelBytes(environment: string, up: number, down: number): void;
+  /** Body bytes of one plain-HTTP request and its response. */
+  forwardBytes(environment: string, up: number, down: number): void;
   connectionOpened(): void;
   connectionClosed(): void;
   upstreamTiming(kind: 'dns' | 'connect', seconds: number): void;
@@ -66,4 +73,7 @@ export interface ProxyContext {
   limiter: Limiter;
   observer: ProxyObserver;
   connections: ConnectionRegistry;
+  /** Credential formats: the built-in ones and `content.secretPatterns`. */
+  secretFormats: readonly SecretFormat[];
+  inspection: Inspection;
 }

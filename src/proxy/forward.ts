@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { admit } from './admit.js';
 import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
+import { ContentRefusal, checkRequestHead, createBodyFilter } from './content-check.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
 import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.js';
@@ -77,6 +78,18 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   const envId = admitted.environment.policy.id;
   const record: DecisionRecord = { environment: envId, session: admitted.sessionId, method, host: target.host, port: target.port, decision: 'allow', reason: 'allowed', rule: admitted.decision.rule, decisionSeconds: (performance.now() - started) / 1000 };
 
+  // The content layer (SPEC §3): rules and secrets on every request, not only a connection's first.
+  const verdict = checkRequestHead(admitted.environment, ctx.secretFormats, target, { method, path, rawHeaders: req.rawHeaders, contentLength: req.headers['content-length'] });
+  if (!verdict.allow) {
+    const refusal: Refusal = { reason: verdict.reason, host: target.host, environment: envId };
+    if (verdict.rule === 'content.maxRequestBodyBytes') refuseAndClose(res, socket, refusal);
+    else refuseResponse(res, refusal);
+    ctx.observer.decision({ ...record, decision: 'deny', reason: verdict.reason, rule: verdict.rule });
+    req.resume();
+    return;
+  }
+  if (verdict.detail !== undefined) record.detail = verdict.detail;
+
   const slot = ctx.limiter.open(admitted.sessionKey, admitted.environment);
   if (!slot.ok) {
     refuseResponse(res, { reason: 'rate_limited', host: target.host, environment: envId, retryAfter: slot.retryAfterSeconds });
@@ -96,6 +109,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     socket.off('close', onClientGone);
     unregister();
     slot.release?.();
+    ctx.observer.forwardBytes(envId, upstreamBytes(), bytesDown);
     ctx.observer.decision({ ...record, bytesUp: upstreamBytes(), bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
   };
   const onClientGone = (): void => {
@@ -124,6 +138,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   upstreamReq.on('socket', (upstreamSocket) => upstreamSocket.setNoDelay(true));
   upstreamReq.on('timeout', () => upstreamReq.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
   upstreamReq.on('error', (error: NodeJS.ErrnoException) => {
+    if (done) return;
     const reason = error.code === 'ETIMEDOUT' ? 'upstream_timeout' : 'upstream_unreachable';
     ctx.observer.error(reason);
     if (!res.headersSent) {
@@ -150,5 +165,19 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   // 'close': without this, a client that pipelines and hangs up leaked its registry entry and
   // connection slot until the session hit its cap.
   socket.once('close', onClientGone);
-  req.pipe(upstreamReq);
+  const filter = createBodyFilter(admitted.environment, ctx.secretFormats, target, (kind) => {
+    record.detail = `secret_logged:${kind}`;
+  });
+  if (!filter) {
+    req.pipe(upstreamReq);
+    return;
+  }
+  filter.on('error', (error: Error) => {
+    if (!(error instanceof ContentRefusal) || done) return;
+    // Refused mid-body: the upstream request is cut before its end, so it never completes.
+    upstreamReq.destroy();
+    refuseAndClose(res, socket, { reason: error.reason, host: target.host, environment: envId });
+    finish({ decision: 'deny', reason: error.reason, rule: error.rule });
+  });
+  req.pipe(filter).pipe(upstreamReq);
 }

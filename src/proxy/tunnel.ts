@@ -1,16 +1,20 @@
 // CONNECT: after admission, a byte pipe between the client and the checked upstream address.
 // Half-close is passed through (a client that ends its upload still gets the download), an
-// error on either side tears down both, and an idle tunnel is closed.
+// error on either side tears down both, and an idle tunnel is closed. A tunnel the content
+// policy inspects is handed to inspect/intercept.ts instead of being dialled.
 
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { interceptTunnel } from '../inspect/intercept.js';
+import { shouldInspect } from '../policy/content.js';
 import { admit } from './admit.js';
 import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { dialChecked } from './dial.js';
 import { refuseSocket } from './refuse.js';
 import { parseAuthority } from './target.js';
+import { pipeShaped } from './throttle.js';
 
 export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
   const started = performance.now();
@@ -43,6 +47,17 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     slot.release?.();
     return;
   }
+  if (shouldInspect(admitted.environment.content, target.host, target.port)) {
+    const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: () => client.destroy() });
+    const tunnel = { target, proxyAuthorization: req.headers['proxy-authorization'], sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, addresses: admitted.addresses };
+    interceptTunnel(ctx, clientSocket, head, tunnel, (outcome) => {
+      unregister();
+      slot.release?.();
+      ctx.observer.tunnelBytes(envId, outcome.bytesUp ?? 0, outcome.bytesDown ?? 0);
+      ctx.observer.decision({ ...record, inspected: true, durationMs: Math.round(performance.now() - started), ...outcome });
+    });
+    return;
+  }
   const dialled = await dialChecked(admitted.addresses, target.port, ctx.settings.connectTimeoutMs);
   if (!dialled.ok) {
     slot.release?.();
@@ -59,6 +74,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     return;
   }
 
+  const shaping = ctx.limiter.bandwidth(admitted.sessionKey, admitted.environment);
   let finished = false;
   const teardown = (): void => {
     client.destroy();
@@ -70,6 +86,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     finished = true;
     unregister();
     slot.release?.();
+    shaping?.release();
     const up = upstream.bytesWritten;
     const down = upstream.bytesRead;
     ctx.observer.tunnelBytes(envId, up, down);
@@ -93,6 +110,6 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
 
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) upstream.write(head);
-  client.pipe(upstream);
-  upstream.pipe(client);
+  pipeShaped(client, upstream, shaping?.up);
+  pipeShaped(upstream, client, shaping?.down);
 }

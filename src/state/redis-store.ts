@@ -58,14 +58,31 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     this.subscriber.on('message', (_channel: string, message: string) => {
       void this.apply(message);
     });
-    this.subscriber.on('ready', () => {
-      if (!this.connectedOnce) return;
-      // Back after an outage: announcements made meanwhile are gone, so read everything again.
+    // Back after an outage: announcements made meanwhile are gone, so read everything again.
+    // Either connection may come back first; the re-read needs the command connection, so it
+    // is retried until it succeeds.
+    this.subscriber.on('ready', () => this.resync());
+    this.client.on('ready', () => this.resync());
+  }
+
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private resync(): void {
+    if (!this.connectedOnce || this.closed || this.resyncTimer) return;
+    const attempt = (): void => {
+      this.resyncTimer = undefined;
+      if (this.closed) return;
       this.load().then(
         (report) => this.emit('resync', report),
-        () => {},
+        () => {
+          this.resyncTimer = setTimeout(attempt, 250);
+          this.resyncTimer.unref();
+        },
       );
-    });
+    };
+    this.resyncTimer = setTimeout(attempt, 0);
+    this.resyncTimer.unref();
   }
 
   /** The client, for the rate limiter's shared buckets. */
@@ -221,6 +238,8 @@ export class RedisStateStore extends EventEmitter implements StateStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.resyncTimer);
     this.subscriber.disconnect();
     this.client.disconnect();
   }

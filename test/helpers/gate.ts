@@ -46,6 +46,7 @@ export function writeConfig(dir: string, config: Record<string, unknown>, enviro
     admin: { listen: '127.0.0.1:0', token: 'test-admin-token-0123456789' },
     stateDir,
     defaults: { allowlist: join(repoRoot, 'allowlists/default.yaml') },
+    inspection: { caDir: join(dir, 'certs') },
     ...config,
   };
   const file = join(dir, 'egress.yaml');

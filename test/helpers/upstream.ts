@@ -23,8 +23,8 @@ export interface Upstream {
 }
 
 /**
- * Routes: /bytes/N streams N deterministic bytes (sha256 in header x-sha256 is of the whole
- * body); /slow/N streams N KiB over time; anything else answers JSON describing the request,
+ * Routes: /bytes/N streams N deterministic bytes; /drip/S streams 1 KiB every 20 ms for S
+ * seconds; anything else answers JSON describing the request,
  * after reading the whole body (its size and sha256).
  */
 function handler(seen: SeenRequest[]) {
@@ -38,6 +38,20 @@ function handler(seen: SeenRequest[]) {
     req.on('end', () => {
       const record: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, bodyBytes, bodySha256: hash.digest('hex') };
       seen.push(record);
+      const drip = /^\/drip\/(\d+)/.exec(req.url ?? '');
+      if (drip) {
+        // 1 KiB every 20 ms for the given number of seconds: a long, slow download.
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const until = Date.now() + Number(drip[1]) * 1000;
+        const timer = setInterval(() => {
+          if (Date.now() > until) {
+            clearInterval(timer);
+            res.end();
+          } else res.write(Buffer.alloc(1024, 0x61));
+        }, 20);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
       const bytes = /^\/bytes\/(\d+)/.exec(req.url ?? '');
       if (bytes) {
         const total = Number(bytes[1]);

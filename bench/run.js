@@ -1,0 +1,116 @@
+// egress-gate benchmarks: every figure is a median of several runs with its spread, and a
+// ratio to the references measured in the same run — `direct` (client straight to the
+// upstream) and `bare` (bench/bare-proxy.js, Node's own pass-through). `--peers` adds Squid and
+// tinyproxy when installed. Prints one markdown table, writes JSON to bench/results/.
+//   npm run bench                 (about 8 minutes on 2 cores)
+//   npm run bench -- --quick      (about 1 minute, one run each)
+import autocannon from 'autocannon';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { bulk, holdIdle, tunnelSetup } from './lib/clients.js';
+import { adminToken, root, rssKiB, startBare, startEgressGate, startUpstreams } from './lib/procs.js';
+import { policyFigures } from './lib/policy.js';
+import { startPeers } from './lib/peers.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, peers: { type: 'boolean', default: false }, runs: { type: 'string' } } });
+const quick = values.quick;
+const runs = Number(values.runs ?? (quick ? 1 : 3));
+const seconds = quick ? 3 : 6;
+const idleTunnels = quick ? 1_000 : 9_000; // the machine's hard limit of 20 000 fds per process bounds this
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+const fmt = (n, digits = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+function cannon(url, path, host, connections) {
+  return new Promise((resolve, reject) =>
+    autocannon({ url, connections, duration: seconds, requests: [{ method: 'GET', path, headers: { host } }] }, (error, result) =>
+      error ? reject(error) : resolve({ rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }),
+    ),
+  );
+}
+
+const up = await startUpstreams();
+const bare = await startBare();
+const gate = await startEgressGate({ ports: [up.http, up.https, up.bulk, up.hold] });
+const subjects = [
+  { name: 'direct', port: null, host: '127.0.0.1' },
+  { name: 'bare', port: bare.port, host: '127.0.0.1', pid: bare.pid },
+  { name: 'egress-gate', port: gate.port, host: 'bench.test', pid: gate.pid },
+];
+const peers = values.peers ? await startPeers() : [];
+subjects.push(...peers.map((p) => ({ ...p, host: '127.0.0.1' })));
+
+const results = { machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, runs, seconds, rows: {} };
+const record = (workload, subject, figures) => ((results.rows[workload] ??= {})[subject] = figures);
+
+async function repeated(fn) {
+  const samples = [];
+  for (let i = 0; i < runs; i++) samples.push(await fn());
+  const keys = Object.keys(samples[0]);
+  return Object.fromEntries(keys.map((k) => [k, spread(samples.map((s) => s[k]))]));
+}
+
+for (const connections of [50, 200]) {
+  for (const s of subjects) {
+    const url = `http://127.0.0.1:${s.port ?? up.http}`;
+    const path = s.port === null ? '/' : `http://${s.host}:${up.http}/`;
+    record(`http forward 1 KiB, ${connections} conns`, s.name, await repeated(() => cannon(url, path, `${s.host}:${up.http}`, connections)));
+  }
+}
+for (const s of subjects) {
+  record('CONNECT + TLS + 1 request', s.name, await repeated(() => tunnelSetup({ proxyPort: s.port, host: s.host, port: up.https, concurrency: 16, seconds })));
+}
+for (const tunnels of [1, 8]) {
+  for (const s of subjects) record(`bulk tunnel, ${tunnels} tunnel${tunnels > 1 ? 's' : ''}`, s.name, await repeated(() => bulk({ proxyPort: s.port, host: s.host, port: up.bulk, tunnels, seconds })));
+}
+for (const s of subjects.filter((x) => x.pid)) {
+  const before = rssKiB(s.pid);
+  const held = await holdIdle({ proxyPort: s.port, host: s.host, port: up.hold, count: idleTunnels });
+  await new Promise((r) => setTimeout(r, 1_000));
+  const after = rssKiB(s.pid);
+  record(`${idleTunnels} idle tunnels`, s.name, { tunnels: spread([held.sockets.length]), rssMiB: spread([after / 1024]), kibPerTunnel: spread([(after - before) / Math.max(1, held.sockets.length)]) });
+  held.close();
+  await new Promise((r) => setTimeout(r, 1_000));
+}
+
+// A policy change under load: 100 000 entries PUT while requests flow; the PUT answers once the
+// policy is in force, and no request may fail.
+{
+  const entries = Array.from({ length: 100_000 }, (_, i) => `h${i}.zone${i % 1000}.example.com`);
+  const body = JSON.stringify({ access: 'custom', includeDefaults: true, allowedDomains: ['bench.test', '*.bench.test', ...entries], allowedPorts: [80, 443, up.http, up.https, up.bulk, up.hold] });
+  const load = cannon(`http://127.0.0.1:${gate.port}`, `http://bench.test:${up.http}/`, `bench.test:${up.http}`, 50);
+  await new Promise((r) => setTimeout(r, (seconds * 1000) / 3));
+  const started = performance.now();
+  const answer = await fetch(`${gate.adminUrl}/v1/environments/default`, { method: 'PUT', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body });
+  const inForceMs = performance.now() - started;
+  const check = await (await fetch(`${gate.adminUrl}/v1/check?environment=default&url=h99999.zone999.example.com`, { headers: { authorization: `Bearer ${adminToken}` } })).json();
+  const loaded = await load;
+  record('policy change, 100 000 entries, under load', 'egress-gate', { putStatus: spread([answer.status]), inForceMs: spread([inForceMs]), newEntryAllowed: spread([check.decision === 'allow' ? 1 : 0]), failedRequests: spread([loaded.errors]), rps: spread([loaded.rps]) });
+}
+results.rows['policy lookup'] = { 'egress-gate': await policyFigures(quick) };
+
+await Promise.all([up.stop(), bare.stop(), gate.stop(), ...peers.map((p) => p.stop())]);
+
+// The table: figures for egress-gate with ratios to bare and direct of the same run.
+const lines = [`egress-gate benchmarks — ${results.machine.cpus} × ${results.machine.model}, Node ${results.machine.node}, ${runs} run(s) of ${seconds} s, median (min–max)`, ''];
+lines.push('| workload | subject | figure | median (min–max) | ÷ bare | ÷ direct |', '| --- | --- | --- | --- | --- | --- |');
+for (const [workload, bySubject] of Object.entries(results.rows)) {
+  for (const [subject, figures] of Object.entries(bySubject)) {
+    for (const [figure, v] of Object.entries(figures)) {
+      const ratio = (ref) => {
+        const r = bySubject[ref]?.[figure]?.median;
+        return r ? (v.median / r).toFixed(2) : '–';
+      };
+      const digits = v.median < 10 ? 2 : 0;
+      lines.push(`| ${workload} | ${subject} | ${figure} | ${fmt(v.median, digits)} (${fmt(v.min, digits)}–${fmt(v.max, digits)}) | ${ratio('bare')} | ${ratio('direct')} |`);
+    }
+  }
+}
+console.log(lines.join('\n'));
+mkdirSync(join(root, 'bench/results'), { recursive: true });
+const file = join(root, 'bench/results', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify(results, null, 2));
+console.log(`\nJSON: ${file}`);

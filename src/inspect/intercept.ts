@@ -1,0 +1,222 @@
+// An inspected tunnel: the client's TLS is terminated with a leaf for the CONNECT host, each
+// request inside is checked like a plain-HTTP one (identity again, rules, secrets, body) and
+// sent upstream over a new TLS connection to the address admission checked, verified against
+// the upstream trust store. A tunnel is for one host: SNI and every Host header must name it,
+// or an allowed name would front for a forbidden one.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { canonicalIp } from '../policy/addresses.js';
+import { normalizeHost } from '../policy/domains.js';
+import type { Target } from '../policy/types.js';
+import { ContentRefusal, checkRequestHead, createBodyFilter } from '../proxy/content-check.js';
+import type { DecisionRecord, ProxyContext } from '../proxy/context.js';
+import { endToEndHeaders } from '../proxy/headers.js';
+import { parseProxyAuthorization } from '../proxy/identity.js';
+import { refuseResponse, refuseSocket, type Refusal } from '../proxy/refuse.js';
+import { formatAuthority, parseAuthority } from '../proxy/target.js';
+
+export interface InterceptedTunnel {
+  target: Target;
+  /** Kept to identify every inner request again: a revoked session stops at its next request. */
+  proxyAuthorization: string | string[] | undefined;
+  sessionKey: string;
+  sessionId: string | undefined;
+  environment: string;
+  addresses: string[];
+}
+
+const tunnels = new WeakMap<object, InterceptedTunnel>();
+const servers = new WeakMap<ProxyContext, Server>();
+
+/** One HTTP server per proxy, never listening: inspected TLS sockets are handed to it. */
+function innerServer(ctx: ProxyContext): Server {
+  let server = servers.get(ctx);
+  if (!server) {
+    server = createServer({ maxHeaderSize: ctx.settings.maxHeaderBytes, requestTimeout: 0, keepAliveTimeout: 65_000, joinDuplicateHeaders: false, noDelay: true });
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      handleInner(ctx, req, res).catch((error: Error) => {
+        ctx.log.error({ err: error.message }, 'inspected request handler failed');
+        ctx.observer.error('internal');
+        res.destroy();
+      });
+    });
+    // A malformed inner request ends the tunnel with a 400, like one on the outer listener.
+    server.on('clientError', (_error, socket) => refuseSocket(socket, { reason: 'bad_request', host: '', environment: '' }));
+    servers.set(ctx, server);
+  }
+  return server;
+}
+
+/**
+ * Answers the CONNECT, terminates the client's TLS and serves the requests inside. `done` is
+ * called once, when the tunnel is over, with the bytes up and down on the client connection.
+ */
+export function interceptTunnel(ctx: ProxyContext, client: Socket, head: Buffer, tunnel: InterceptedTunnel, done: (outcome: Partial<DecisionRecord>) => void): void {
+  const { target } = tunnel;
+  const leaves = ctx.inspection.leafCache();
+  if (!leaves.ok) {
+    ctx.log.error({ err: leaves.error }, 'inspection needs a CA');
+    refuseSocket(client, { reason: 'upstream_tls_error', host: target.host, environment: tunnel.environment });
+    done({ decision: 'deny', reason: 'upstream_tls_error', detail: 'no inspection CA' });
+    return;
+  }
+  const secureContext = leaves.cache.contextFor(target.host);
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (head.length > 0) client.unshift(head);
+  const tls = new TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] });
+  let secured = false;
+  let finished = false;
+  const finish = (outcome: Partial<DecisionRecord> = {}): void => {
+    if (finished) return;
+    finished = true;
+    done({ bytesUp: client.bytesRead, bytesDown: client.bytesWritten, ...outcome });
+  };
+  tls.on('error', (error: Error) => {
+    // The usual cause is a sandbox that does not trust the CA: say so in the record.
+    if (!secured) finish({ detail: `client TLS handshake failed: ${error.message.slice(0, 120)}` });
+    tls.destroy();
+    client.destroy();
+  });
+  tls.on('close', () => {
+    client.destroy();
+    finish();
+  });
+  client.on('close', () => tls.destroy());
+  tls.setTimeout(ctx.settings.idleTimeoutMs, () => tls.destroy());
+  tls.once('secure', () => {
+    secured = true;
+    const sni = tls.servername;
+    // SNI names the host the client believes it reaches; a different one is fronting (RFC 9110 §15.5.20).
+    if (typeof sni === 'string' && sni !== '' && normalizeHost(sni) !== target.host) {
+      refuseSocket(tls, { reason: 'misdirected', host: target.host, environment: tunnel.environment });
+      ctx.observer.decision({ environment: tunnel.environment, session: tunnel.sessionId, method: 'CONNECT', host: target.host, port: target.port, decision: 'deny', reason: 'misdirected', detail: 'SNI names another host', inspected: true });
+      return;
+    }
+    tunnels.set(tls, tunnel);
+    innerServer(ctx).emit('connection', tls);
+  });
+}
+
+/** A network errno (ECONNREFUSED, ETIMEDOUT...) is reachability; anything else from TLS is trust. */
+function upstreamReason(error: NodeJS.ErrnoException): Refusal['reason'] {
+  const code = error.code ?? '';
+  if (code === 'ETIMEDOUT') return 'upstream_timeout';
+  if (/^E[A-Z]+$/.test(code) && !code.startsWith('ERR')) return 'upstream_unreachable';
+  return 'upstream_tls_error';
+}
+
+async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now();
+  const tunnel = tunnels.get(req.socket);
+  if (!tunnel) {
+    res.destroy();
+    return;
+  }
+  const { target } = tunnel;
+  const method = req.method ?? 'GET';
+  // Never the path in the record: paths carry tokens and personal data.
+  const record: DecisionRecord = { environment: tunnel.environment, session: tunnel.sessionId, method, host: target.host, port: target.port, decision: 'allow', reason: 'allowed', inspected: true };
+  const refuse = (reason: Refusal['reason'], extra: Partial<DecisionRecord> = {}, close = false, retryAfter?: number): void => {
+    refuseResponse(res, { reason, host: target.host, environment: record.environment, retryAfter }, close);
+    ctx.observer.decision({ ...record, decision: 'deny', reason, decisionSeconds: (performance.now() - started) / 1000, ...extra });
+    req.resume();
+  };
+
+  const hostHeader = req.headers.host;
+  if (hostHeader === undefined) return refuse('bad_request', { detail: 'no Host header' }, true);
+  const named = parseAuthority(hostHeader, 443);
+  if (!named.ok || named.target.host !== target.host || named.target.port !== target.port) {
+    return refuse('misdirected', { detail: 'Host names another authority than the tunnel' }, true);
+  }
+  const path = req.url ?? '';
+  if (!path.startsWith('/')) return refuse('bad_request', { detail: 'inner request is not origin-form' }, true);
+
+  const identity = ctx.identify(parseProxyAuthorization(tunnel.proxyAuthorization));
+  if (!identity.ok) return refuse(identity.reason, {}, true);
+  const env = identity.environment;
+  record.environment = env.policy.id;
+  const limit = await ctx.limiter.take({ sessionKey: tunnel.sessionKey, environment: record.environment, host: target.host }, env);
+  if (!limit.ok) return refuse('rate_limited', { rule: `limit:${limit.scope}`, limiter: limit.state }, false, limit.retryAfterSeconds);
+
+  const verdict = checkRequestHead(env, ctx.secretFormats, target, { method, path, rawHeaders: req.rawHeaders, contentLength: req.headers['content-length'] });
+  if (!verdict.allow) return refuse(verdict.reason, { rule: verdict.rule }, verdict.rule === 'content.maxRequestBodyBytes');
+  if (verdict.rule !== undefined) record.rule = verdict.rule;
+  if (verdict.detail !== undefined) record.detail = verdict.detail;
+  record.decisionSeconds = (performance.now() - started) / 1000;
+
+  let done = false;
+  let bytesUp = 0;
+  let bytesDown = 0;
+  const finish = (outcome: Partial<DecisionRecord> = {}): void => {
+    if (done) return;
+    done = true;
+    ctx.observer.decision({ ...record, bytesUp, bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
+  };
+
+  const headers = endToEndHeaders(req.rawHeaders, true);
+  headers.unshift('Host', formatAuthority(target, 443));
+  const address = tunnel.addresses[0] as string;
+  const upstreamReq = httpsRequest({
+    host: address,
+    port: target.port,
+    // Verified against the name the client asked for, at the address admission checked.
+    servername: canonicalIp(target.host) ? undefined : target.host,
+    method,
+    path,
+    headers,
+    agent: ctx.inspection.upstreamAgent,
+    setHost: false,
+  });
+  upstreamReq.setTimeout(ctx.settings.connectTimeoutMs + ctx.settings.idleTimeoutMs);
+  upstreamReq.on('timeout', () => upstreamReq.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
+  upstreamReq.on('error', (error: NodeJS.ErrnoException) => {
+    if (done) return;
+    const reason = upstreamReason(error);
+    ctx.observer.error(reason);
+    if (!res.headersSent) {
+      refuseResponse(res, { reason, host: target.host, environment: record.environment }, true);
+      finish({ decision: 'deny', reason, detail: error.code ?? error.message });
+    } else {
+      res.destroy();
+      finish({ detail: `upstream failed mid-response: ${error.code ?? error.message}` });
+    }
+  });
+  upstreamReq.on('response', (upstreamRes) => {
+    res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, endToEndHeaders(upstreamRes.rawHeaders));
+    upstreamRes.on('data', (chunk: Buffer) => {
+      bytesDown += chunk.length;
+    });
+    upstreamRes.pipe(res);
+    upstreamRes.on('error', () => res.destroy());
+    res.on('finish', () => finish());
+  });
+  res.on('close', () => {
+    if (!res.writableFinished) {
+      upstreamReq.destroy();
+      finish({ detail: 'client closed early' });
+    }
+  });
+
+  req.on('data', (chunk: Buffer) => {
+    bytesUp += chunk.length;
+  });
+  const filter = createBodyFilter(env, ctx.secretFormats, target, (kind) => {
+    record.detail = `secret_logged:${kind}`;
+  });
+  if (!filter) {
+    req.pipe(upstreamReq);
+    return;
+  }
+  filter.on('error', (error: Error) => {
+    if (!(error instanceof ContentRefusal) || done) return;
+    // Refused mid-body: the upstream request is cut before its end, so it never completes.
+    done = true;
+    upstreamReq.destroy();
+    refuseResponse(res, { reason: error.reason, host: target.host, environment: record.environment }, true);
+    ctx.observer.decision({ ...record, decision: 'deny', reason: error.reason, rule: error.rule, bytesUp, durationMs: Math.round(performance.now() - started) });
+  });
+  req.pipe(filter).pipe(upstreamReq);
+}

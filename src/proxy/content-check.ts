@@ -1,0 +1,97 @@
+// The content layer on the wire, shared by plain HTTP (forward.ts) and inspected HTTPS
+// (inspect/intercept.ts): rules and secrets on the request head, then a body filter that
+// scans and counts while streaming. Both answer with a Decision-like verdict; the caller
+// turns a refusal into bytes through refuse.ts like every other refusal.
+
+import { Transform, type TransformCallback } from 'node:stream';
+import { decideRequest } from '../policy/content.js';
+import type { CompiledEnvironment } from '../policy/decide.js';
+import { findSecret, formatsFor, SecretScanner, type SecretFormat } from '../policy/secrets.js';
+import type { Target } from '../policy/types.js';
+import { endToEndHeaders } from './headers.js';
+
+export type ContentVerdict =
+  | { allow: true; rule?: string; detail?: string }
+  | { allow: false; reason: 'content_filtered' | 'secret_detected' | 'bad_request'; rule?: string; detail?: string };
+
+export interface RequestHead {
+  method: string;
+  /** Origin-form target, query included. */
+  path: string;
+  rawHeaders: string[];
+  contentLength: string | undefined;
+}
+
+/** Rules, the declared body size, and secrets in the request line and forwarded headers. */
+export function checkRequestHead(env: CompiledEnvironment, formats: readonly SecretFormat[], target: Target, head: RequestHead): ContentVerdict {
+  const content = env.content;
+  const decision = decideRequest(content, env.policy.id, { host: target.host, port: target.port, method: head.method, path: head.path });
+  if (!decision.allow) return { allow: false, reason: decision.reason as 'content_filtered' | 'bad_request', rule: decision.rule };
+  const limit = content.maxRequestBodyBytes;
+  if (limit !== undefined && head.contentLength !== undefined && Number(head.contentLength) > limit) {
+    return { allow: false, reason: 'content_filtered', rule: 'content.maxRequestBodyBytes' };
+  }
+  if (content.secrets === 'off') return decision.rule === undefined ? { allow: true } : { allow: true, rule: decision.rule };
+  // Only what goes upstream is scanned: Proxy-Authorization (the session's own credential) is not forwarded.
+  const headers = endToEndHeaders(head.rawHeaders);
+  let text = `${head.method} ${head.path}\n`;
+  for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\n`;
+  const kind = findSecret(formatsFor(formats, target.host, target.port), text);
+  if (kind === undefined) return decision.rule === undefined ? { allow: true } : { allow: true, rule: decision.rule };
+  if (content.secrets === 'log') return { allow: true, rule: decision.rule, detail: `secret_logged:${kind}` };
+  return { allow: false, reason: 'secret_detected', rule: `secret:${kind}` };
+}
+
+/** Thrown through the body stream when the body breaks the content policy. */
+export class ContentRefusal extends Error {
+  constructor(
+    readonly reason: 'content_filtered' | 'secret_detected',
+    readonly rule: string,
+  ) {
+    super(`${reason} (${rule})`);
+  }
+}
+
+/**
+ * Counts and scans a request body on its way upstream. Holds back the scanner's window so no
+ * part of a credential leaves before it is recognised; fails with a ContentRefusal on the
+ * first byte over `maxRequestBodyBytes` or the first credential (in `block` mode).
+ */
+export function createBodyFilter(env: CompiledEnvironment, formats: readonly SecretFormat[], target: Target, onLogged: (kind: string) => void): Transform | undefined {
+  const content = env.content;
+  const limit = content.maxRequestBodyBytes;
+  const scanning = content.secrets !== 'off';
+  if (limit === undefined && !scanning) return undefined;
+  const scanner = scanning ? new SecretScanner(formatsFor(formats, target.host, target.port)) : undefined;
+  let seen = 0;
+  let logged = false;
+  const judge = (): ContentRefusal | undefined => {
+    const kind = scanner?.finding;
+    if (kind === undefined) return undefined;
+    if (content.secrets === 'block') return new ContentRefusal('secret_detected', `secret:${kind}`);
+    if (!logged) {
+      logged = true;
+      onLogged(kind);
+    }
+    return undefined;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      seen += chunk.length;
+      if (limit !== undefined && seen > limit) {
+        callback(new ContentRefusal('content_filtered', 'content.maxRequestBodyBytes'));
+        return;
+      }
+      const cleared = scanner ? scanner.push(chunk) : chunk;
+      const refusal = judge();
+      if (refusal) callback(refusal);
+      else callback(null, cleared.length > 0 ? cleared : undefined);
+    },
+    flush(callback: TransformCallback) {
+      const rest = scanner?.end();
+      const refusal = judge();
+      if (refusal) callback(refusal);
+      else callback(null, rest && rest.length > 0 ? rest : undefined);
+    },
+  });
+}

@@ -1,0 +1,199 @@
+// The admin API against the real server: every route, every error path, and policy changes
+// that take effect for the very next request through the proxy.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { api } from '../helpers/admin.js';
+import { egressGate } from '../cli/cli.js';
+import { startGate, type Gate } from '../helpers/gate.js';
+import { basicAuth, parseResponseHead, rawConnect, rawExchange } from '../helpers/raw.js';
+import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
+
+let gate: Gate;
+let upstream: Upstream;
+const names = ['api.example.com', 'registry.npmjs.org', 'other.example.com'];
+
+beforeAll(async () => {
+  upstream = await startHttpUpstream();
+  gate = await startGate({
+    config: { auth: { required: true }, upstream: { resolve: Object.fromEntries(names.map((n) => [n, '127.0.0.1'])), allowPrivateNetworks: ['127.0.0.1/32'] } },
+  });
+});
+
+afterAll(async () => {
+  await gate?.stop();
+  await upstream?.close();
+});
+
+const env = (id: string, extra: Record<string, unknown> = {}) => ({ name: id, access: 'custom', allowedDomains: ['api.example.com'], allowedPorts: [upstream.port], ...extra });
+
+async function status(proxyUrl: { id: string; token: string }, host: string): Promise<string> {
+  const response = await rawConnect(gate.proxyPort, `${host}:${upstream.port}`, [basicAuth(proxyUrl.id, proxyUrl.token)]);
+  return response.status === 200 ? 'allowed' : (response.headers['x-deny-reason'] ?? String(response.status));
+}
+
+describe('authentication', () => {
+  it('/healthz and /metrics are open', async () => {
+    expect(await api(gate, 'GET', '/healthz', undefined, null)).toMatchObject({ status: 200, body: { status: 'ok' } });
+    const metrics = await api(gate, 'GET', '/metrics', undefined, null);
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toContain('egress_requests_total');
+  });
+
+  it.each([
+    ['missing', null],
+    ['wrong', 'not-the-token'],
+    ['empty', ''],
+  ])('%s token: 401 with a JSON message', async (_name, token) => {
+    const answer = await api(gate, 'GET', '/v1/environments', undefined, token);
+    expect(answer.status).toBe(401);
+    expect(answer.body.error).toMatch(/bearer token/);
+  });
+});
+
+describe('environments and sessions change the wire at once', () => {
+  it('a session created through the API is allowed and refused as its environment says; a PUT changes that for the very next request', async () => {
+    expect((await api(gate, 'PUT', '/v1/environments/web', env('web'))).status).toBe(201);
+    const created = await api(gate, 'POST', '/v1/sessions', { environment: 'web' });
+    expect(created.status).toBe(201);
+    expect(created.body.proxyUrl).toBe(`http://${created.body.id}:${created.body.token}@127.0.0.1:${gate.proxyPort}`);
+    const session = created.body as { id: string; token: string };
+    expect(await status(session, 'api.example.com')).toBe('allowed');
+    expect(await status(session, 'registry.npmjs.org')).toBe('host_not_allowed');
+
+    expect((await api(gate, 'PUT', '/v1/environments/web', env('web', { allowedDomains: ['registry.npmjs.org'] }))).status).toBe(200);
+    expect(await status(session, 'registry.npmjs.org')).toBe('allowed');
+    expect(await status(session, 'api.example.com')).toBe('host_not_allowed');
+
+    expect((await api(gate, 'PUT', '/v1/environments/web', env('web', { access: 'trusted' }))).status).toBe(200);
+    expect(await status(session, 'registry.npmjs.org')).toBe('allowed');
+    expect(await status(session, 'other.example.com')).toBe('host_not_allowed');
+  });
+
+  it('reads back environments and sessions, never the token', async () => {
+    await api(gate, 'PUT', '/v1/environments/readable', env('readable'));
+    const got = await api(gate, 'GET', '/v1/environments/readable');
+    expect(got.body).toMatchObject({ id: 'readable', access: 'custom', allowedDomains: ['api.example.com'], archived: false });
+    const list = await api(gate, 'GET', '/v1/environments');
+    expect(list.body.environments.map((e: { id: string }) => e.id)).toContain('readable');
+    const created = await api(gate, 'POST', '/v1/sessions', { environment: 'readable' });
+    const session = await api(gate, 'GET', `/v1/sessions/${created.body.id}`);
+    expect(session.status).toBe(200);
+    expect(session.body).toMatchObject({ id: created.body.id, environment: 'readable' });
+    expect(JSON.stringify(session.body)).not.toContain(created.body.token);
+    expect(session.body.tokenHash).toBeUndefined();
+  });
+
+  it('archive hides, keeps sessions working, refuses new ones (409); unarchive restores', async () => {
+    await api(gate, 'PUT', '/v1/environments/old', env('old'));
+    const before = (await api(gate, 'POST', '/v1/sessions', { environment: 'old' })).body;
+    expect((await api(gate, 'POST', '/v1/environments/old/archive')).body.archived).toBe(true);
+    expect((await api(gate, 'GET', '/v1/environments')).body.environments.map((e: { id: string }) => e.id)).not.toContain('old');
+    expect((await api(gate, 'GET', '/v1/environments?archived=true')).body.environments.map((e: { id: string }) => e.id)).toContain('old');
+    expect(await status(before, 'api.example.com')).toBe('allowed');
+    const refused = await api(gate, 'POST', '/v1/sessions', { environment: 'old' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatch(/archived/);
+    expect((await api(gate, 'POST', '/v1/environments/old/unarchive')).body.archived).toBe(false);
+    expect((await api(gate, 'POST', '/v1/sessions', { environment: 'old' })).status).toBe(201);
+  });
+
+  it('revoking a session refuses it at once, on a kept-alive socket too', async () => {
+    await api(gate, 'PUT', '/v1/environments/rev', env('rev'));
+    const s = (await api(gate, 'POST', '/v1/sessions', { environment: 'rev' })).body;
+    expect(await status(s, 'api.example.com')).toBe('allowed');
+    expect((await api(gate, 'DELETE', `/v1/sessions/${s.id}`)).status).toBe(204);
+    expect(await status(s, 'api.example.com')).toBe('auth_invalid');
+    expect((await api(gate, 'DELETE', `/v1/sessions/${s.id}`)).status).toBe(404);
+    expect((await api(gate, 'GET', `/v1/sessions/${s.id}`)).status).toBe(404);
+  });
+
+  it('deleting an environment stops its sessions, and a new environment of the same id does not revive them', async () => {
+    await api(gate, 'PUT', '/v1/environments/gone', env('gone'));
+    const s = (await api(gate, 'POST', '/v1/sessions', { environment: 'gone' })).body;
+    expect(await status(s, 'api.example.com')).toBe('allowed');
+    expect((await api(gate, 'DELETE', '/v1/environments/gone')).status).toBe(204);
+    expect(await status(s, 'api.example.com')).toBe('auth_invalid');
+    await api(gate, 'PUT', '/v1/environments/gone', env('gone'));
+    expect(await status(s, 'api.example.com')).toBe('auth_invalid');
+    expect((await api(gate, 'GET', '/v1/sessions/' + s.id)).status).toBe(404);
+  });
+
+  it('/v1/check gives the decision the wire gives, with the matching entry', async () => {
+    await api(gate, 'PUT', '/v1/environments/chk', env('chk', { allowedDomains: ['*.example.com'], deniedDomains: ['other.example.com'] }));
+    const s = (await api(gate, 'POST', '/v1/sessions', { environment: 'chk' })).body;
+    for (const host of names) {
+      const check = await api(gate, 'GET', `/v1/check?environment=chk&url=${encodeURIComponent(`${host}:${upstream.port}`)}`);
+      expect(check.status).toBe(200);
+      expect(check.body.reason).toBe(await status(s, host));
+    }
+    const allowed = await api(gate, 'GET', `/v1/check?environment=chk&url=${encodeURIComponent(`https://api.example.com:${upstream.port}/x`)}`);
+    expect(allowed.body).toMatchObject({ decision: 'allow', reason: 'allowed', rule: '*.example.com', host: 'api.example.com', port: upstream.port });
+    const metadata = await api(gate, 'GET', `/v1/check?environment=chk&url=${encodeURIComponent('http://169.254.169.254/latest/meta-data')}`);
+    expect(metadata.body).toMatchObject({ decision: 'deny', reason: 'private_address' });
+  });
+
+  it('/v1/defaults lists the Trusted list', async () => {
+    const defaults = await api(gate, 'GET', '/v1/defaults');
+    expect(defaults.body.domains).toEqual(expect.arrayContaining(['registry.npmjs.org', '*.gcr.io', 'gcr.io']));
+    expect(defaults.body.alwaysAllow).toEqual(['api.anthropic.com']);
+  });
+
+  it('a plain-HTTP keep-alive request is refused on the next request after a PUT removes its host', async () => {
+    await api(gate, 'PUT', '/v1/environments/ka', env('ka'));
+    const s = (await api(gate, 'POST', '/v1/sessions', { environment: 'ka' })).body;
+    const auth = basicAuth(s.id, s.token);
+    const first = parseResponseHead(await rawExchange(gate.proxyPort, `GET http://api.example.com:${upstream.port}/a HTTP/1.1\r\nHost: api.example.com:${upstream.port}\r\n${auth}\r\nConnection: close\r\n\r\n`));
+    expect(first.status).toBe(200);
+    await api(gate, 'PUT', '/v1/environments/ka', env('ka', { allowedDomains: ['registry.npmjs.org'] }));
+    const second = parseResponseHead(await rawExchange(gate.proxyPort, `GET http://api.example.com:${upstream.port}/b HTTP/1.1\r\nHost: api.example.com:${upstream.port}\r\n${auth}\r\nConnection: close\r\n\r\n`));
+    expect(second.headers['x-deny-reason']).toBe('host_not_allowed');
+  });
+});
+
+describe('error paths', () => {
+  it.each([
+    ['GET', '/v1/environments/nope', undefined, 404, /unknown environment "nope"/],
+    ['DELETE', '/v1/environments/nope', undefined, 404, /unknown environment/],
+    ['POST', '/v1/environments/nope/archive', undefined, 404, /unknown environment/],
+    ['GET', '/v1/sessions/nope', undefined, 404, /unknown session/],
+    ['POST', '/v1/sessions', { environment: 'nope' }, 404, /unknown environment/],
+    ['GET', '/v1/environments/Bad%20Id', undefined, 400, /invalid request/],
+    ['PUT', '/v1/environments/' + 'x'.repeat(65), { access: 'full' }, 400, /invalid request/],
+    ['POST', '/v1/sessions', {}, 400, /invalid request/],
+    ['POST', '/v1/sessions', { environment: 'web', extra: 1 }, 400, /invalid request/],
+    ['GET', '/v1/check?environment=web', undefined, 400, /invalid request/],
+    ['GET', '/v1/check?environment=nope&url=example.com', undefined, 404, /unknown environment/],
+    ['GET', '/v1/check?environment=web&url=exa%20mple.com', undefined, 400, /url:/],
+    ['GET', '/v1/nothing-here', undefined, 404, /no route/],
+    ['PUT', '/v1/environments/web', '{not json', 400, /.+/],
+  ])('%s %s → %i', async (method, path, body, expected, message) => {
+    const answer = await api(gate, method as string, path as string, body);
+    expect(answer.status).toBe(expected);
+    expect(answer.body.error).toMatch(message as RegExp);
+  });
+
+  it('an invalid environment body gets 400 with every error and its path, and changes nothing', async () => {
+    await api(gate, 'PUT', '/v1/environments/strict', env('strict'));
+    const answer = await api(gate, 'PUT', '/v1/environments/strict', { id: 'other', access: 'sometimes', allowedDomains: ['ok.example.com', 'a.*.com', '*.com'], allowedPorts: [0], rateLimit: { burst: -1 }, bogus: true });
+    expect(answer.status).toBe(400);
+    const paths = answer.body.errors.map((e: { path: string }) => e.path);
+    expect(paths).toEqual(expect.arrayContaining(['id', 'access', 'allowedDomains[1]', 'allowedDomains[2]', 'allowedPorts[0]', 'rateLimit.burst', 'bogus']));
+    expect(answer.body.errors.find((e: { path: string }) => e.path === 'allowedDomains[1]').message).toContain('a.*.com');
+    expect((await api(gate, 'GET', '/v1/environments/strict')).body.access).toBe('custom');
+  });
+
+  it('GET /v1/ca.pem says how to create the CA when there is none, then serves the one `ca init` made', async () => {
+    const answer = await api(gate, 'GET', '/v1/ca.pem');
+    expect(answer.status).toBe(404);
+    expect(answer.body.error).toMatch(/ca init/);
+    const init = await egressGate(['ca', 'init', '--config', gate.configFile]);
+    expect(init.code, init.stderr).toBe(0);
+    const pem = await api(gate, 'GET', '/v1/ca.pem');
+    expect(pem.status).toBe(200);
+    expect(pem.body).toContain('-----BEGIN CERTIFICATE-----');
+    expect(pem.body).toBe(readFileSync(join(dirname(gate.configFile), 'certs', 'ca.pem'), 'utf8'));
+    expect(pem.body).not.toContain('PRIVATE KEY');
+  });
+});

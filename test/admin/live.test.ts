@@ -1,0 +1,116 @@
+// Live policy: open tunnels cut when a PUT refuses their destination or a session is revoked;
+// hand-written files picked up without a call; a broken file refused with the last good
+// policy kept; reload; and state that survives a restart.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { api } from '../helpers/admin.js';
+import { startGate, type Gate } from '../helpers/gate.js';
+import { basicAuth, rawConnect } from '../helpers/raw.js';
+import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
+
+let gate: Gate;
+let upstream: Upstream;
+
+beforeAll(async () => {
+  upstream = await startHttpUpstream();
+  gate = await startGate({
+    config: { auth: { required: true }, upstream: { resolve: { 'api.example.com': '127.0.0.1', 'registry.npmjs.org': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+  });
+});
+
+afterAll(async () => {
+  await gate?.stop();
+  await upstream?.close();
+});
+
+const env = (domains: string[], extra: Record<string, unknown> = {}) => ({ access: 'custom', allowedDomains: domains, allowedPorts: [upstream.port], ...extra });
+
+async function eventually(check: () => Promise<boolean> | boolean, withinMs: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < withinMs) {
+    if (await check()) return Date.now() - started;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`not within ${withinMs} ms`);
+}
+
+/** Opens a tunnel (via CONNECT) and starts a slow download through it; resolves when the first bytes arrive. */
+function slowDownload(session: { id: string; token: string }): Promise<{ closedAt: Promise<number>; bytes: () => number }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: gate.proxyPort, method: 'CONNECT', path: `api.example.com:${upstream.port}`, headers: { 'proxy-authorization': basicAuth(session.id, session.token).split(': ')[1] } });
+    req.on('connect', (res, socket) => {
+      if (res.statusCode !== 200) return reject(new Error(`CONNECT ${res.statusCode}`));
+      let bytes = 0;
+      const closedAt = new Promise<number>((done) => socket.on('close', () => done(Date.now())));
+      socket.on('error', () => {});
+      socket.once('data', () => resolve({ closedAt, bytes: () => bytes }));
+      socket.on('data', (c: Buffer) => (bytes += c.length));
+      socket.write(`GET /drip/30 HTTP/1.1\r\nHost: api.example.com:${upstream.port}\r\n\r\n`);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('open connections follow the policy', () => {
+  it('a long response through a tunnel to a host a PUT then removes is cut within a second', async () => {
+    await api(gate, 'PUT', '/v1/environments/cut', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'cut' })).body;
+    const download = await slowDownload(session);
+    const putAt = Date.now();
+    expect((await api(gate, 'PUT', '/v1/environments/cut', env(['registry.npmjs.org']))).status).toBe(200);
+    const closedAt = await Promise.race([download.closedAt, new Promise<number>((r) => setTimeout(() => r(Infinity), 5_000))]);
+    expect(closedAt - putAt).toBeLessThan(1_000);
+  });
+
+  it("a tunnel the new policy still allows stays open", async () => {
+    await api(gate, 'PUT', '/v1/environments/keep', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'keep' })).body;
+    const download = await slowDownload(session);
+    await api(gate, 'PUT', '/v1/environments/keep', env(['api.example.com', 'registry.npmjs.org']));
+    const before = download.bytes();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(download.bytes()).toBeGreaterThan(before);
+    await api(gate, 'DELETE', `/v1/sessions/${session.id}`);
+    await Promise.race([download.closedAt, new Promise((_, reject) => setTimeout(() => reject(new Error('not cut on revoke')), 2_000))]);
+  });
+
+  it("a revoked session's open tunnel is cut within a second", async () => {
+    await api(gate, 'PUT', '/v1/environments/revoke', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'revoke' })).body;
+    const download = await slowDownload(session);
+    const at = Date.now();
+    await api(gate, 'DELETE', `/v1/sessions/${session.id}`);
+    expect((await download.closedAt) - at).toBeLessThan(1_000);
+  });
+});
+
+describe('hand edits and reload', () => {
+  it('a hand-written environment file is picked up within a few seconds', async () => {
+    writeFileSync(join(gate.stateDir, 'environments', 'hand.yaml'), `access: custom\nallowedDomains: [api.example.com]\nallowedPorts: [${upstream.port}]\n`);
+    await eventually(async () => (await api(gate, 'GET', '/v1/environments/hand')).status === 200, 5_000);
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'hand' })).body;
+    expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+  });
+
+  it('a broken file is refused with its errors and the last good policy stays in force', async () => {
+    await api(gate, 'PUT', '/v1/environments/typo', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'typo' })).body;
+    const file = join(gate.stateDir, 'environments', 'typo.yaml');
+    writeFileSync(file, 'access: custom\nallowedDomains: ["a.*.com"\n');
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+    writeFileSync(file, 'access: custom\nallowedDomains: ["a.*.com"]\n');
+    const reload = await api(gate, 'POST', '/v1/reload');
+    expect(reload.status).toBe(400);
+    expect(reload.body.errors.some((e: { path: string; message: string }) => e.path.includes('typo.yaml') && e.path.includes('allowedDomains[0]') && e.message.includes('a.*.com'))).toBe(true);
+    expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+    expect(gate.logs.some((l) => l.includes('policy file refused') && l.includes('typo.yaml'))).toBe(true);
+    writeFileSync(file, `access: custom\nallowedDomains: [registry.npmjs.org]\nallowedPorts: [${upstream.port}]\n`);
+    expect((await api(gate, 'POST', '/v1/reload')).status).toBe(200);
+    expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).headers['x-deny-reason']).toBe('host_not_allowed');
+  });
+});
