@@ -16,6 +16,7 @@ import type { DecisionRecord, ProxyContext } from '../proxy/context.js';
 import { endToEndHeaders } from '../proxy/headers.js';
 import { parseProxyAuthorization } from '../proxy/identity.js';
 import { refuseResponse, refuseSocket, type Refusal } from '../proxy/refuse.js';
+import { relayUpstream, type RelayHooks } from '../proxy/relay.js';
 import { formatAuthority, parseAuthority } from '../proxy/target.js';
 
 export interface InterceptedTunnel {
@@ -101,7 +102,7 @@ export function interceptTunnel(ctx: ProxyContext, client: Socket, head: Buffer,
 }
 
 /** A network errno (ECONNREFUSED, ETIMEDOUT...) is reachability; anything else from TLS is trust. */
-function upstreamReason(error: NodeJS.ErrnoException): Refusal['reason'] {
+function upstreamReason(error: NodeJS.ErrnoException): ReturnType<RelayHooks['reasonOf']> {
   const code = error.code ?? '';
   if (code === 'ETIMEDOUT') return 'upstream_timeout';
   if (/^E[A-Z]+$/.test(code) && !code.startsWith('ERR')) return 'upstream_unreachable';
@@ -170,34 +171,15 @@ async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerR
     agent: ctx.inspection.upstreamAgent,
     setHost: false,
   });
-  upstreamReq.setTimeout(ctx.settings.connectTimeoutMs + ctx.settings.idleTimeoutMs);
-  upstreamReq.on('timeout', () => upstreamReq.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
-  upstreamReq.on('error', (error: NodeJS.ErrnoException) => {
-    if (done) return;
-    const reason = upstreamReason(error);
-    ctx.observer.error(reason);
-    if (!res.headersSent) {
-      refuseResponse(res, { reason, host: target.host, environment: record.environment }, true);
-      finish({ decision: 'deny', reason, detail: error.code ?? error.message });
-    } else {
-      res.destroy();
-      finish({ detail: `upstream failed mid-response: ${error.code ?? error.message}` });
-    }
-  });
-  upstreamReq.on('response', (upstreamRes) => {
-    res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, endToEndHeaders(upstreamRes.rawHeaders));
-    upstreamRes.on('data', (chunk: Buffer) => {
-      bytesDown += chunk.length;
-    });
-    upstreamRes.pipe(res);
-    upstreamRes.on('error', () => res.destroy());
-    res.on('finish', () => finish());
-  });
-  res.on('close', () => {
-    if (!res.writableFinished) {
-      upstreamReq.destroy();
-      finish({ detail: 'client closed early' });
-    }
+  relayUpstream(ctx, upstreamReq, res, {
+    host: target.host,
+    environment: record.environment,
+    reasonOf: upstreamReason,
+    isDone: () => done,
+    finish,
+    onDownBytes: (bytes) => {
+      bytesDown += bytes;
+    },
   });
 
   req.on('data', (chunk: Buffer) => {

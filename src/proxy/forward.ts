@@ -11,6 +11,7 @@ import type { DecisionRecord, ProxyContext } from './context.js';
 import { ContentRefusal, checkRequestHead, createBodyFilter } from './content-check.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
+import { plainUpstreamReason, relayUpstream } from './relay.js';
 import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.js';
 
 export function createUpstreamAgent(): Agent {
@@ -134,32 +135,16 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   headers.unshift('Host', formatAuthority(target, 80));
   const address = admitted.addresses[0] as string;
   const upstreamReq = httpRequest({ host: address, port: target.port, method, path, headers, agent, setHost: false });
-  upstreamReq.setTimeout(ctx.settings.connectTimeoutMs + ctx.settings.idleTimeoutMs);
   upstreamReq.on('socket', (upstreamSocket) => upstreamSocket.setNoDelay(true));
-  upstreamReq.on('timeout', () => upstreamReq.destroy(Object.assign(new Error('upstream timeout'), { code: 'ETIMEDOUT' })));
-  upstreamReq.on('error', (error: NodeJS.ErrnoException) => {
-    if (done) return;
-    const reason = error.code === 'ETIMEDOUT' ? 'upstream_timeout' : 'upstream_unreachable';
-    ctx.observer.error(reason);
-    if (!res.headersSent) {
-      refuseAndClose(res, socket, { reason, host: target.host, environment: envId });
-      finish({ decision: 'deny', reason, detail: error.code ?? error.message });
-    } else {
-      res.destroy();
-      finish({ detail: `upstream failed mid-response: ${error.code ?? error.message}` });
-    }
-  });
-  upstreamReq.on('response', (upstreamRes) => {
-    res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, endToEndHeaders(upstreamRes.rawHeaders));
-    upstreamRes.on('data', (chunk: Buffer) => {
-      bytesDown += chunk.length;
-    });
-    upstreamRes.pipe(res);
-    upstreamRes.on('error', () => res.destroy());
-    res.on('finish', () => finish());
-  });
-  res.on('close', () => {
-    if (!res.writableFinished) onClientGone();
+  relayUpstream(ctx, upstreamReq, res, {
+    host: target.host,
+    environment: envId,
+    reasonOf: plainUpstreamReason,
+    isDone: () => done,
+    finish,
+    onDownBytes: (bytes) => {
+      bytesDown += bytes;
+    },
   });
   // A response queued behind a pipelined one is not attached to the socket yet and never sees
   // 'close': without this, a client that pipelines and hangs up leaked its registry entry and

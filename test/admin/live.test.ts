@@ -10,6 +10,7 @@ import { api } from '../helpers/admin.js';
 import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
+import { eventually } from '../helpers/eventually.js';
 
 let gate: Gate;
 let upstream: Upstream;
@@ -28,14 +29,6 @@ afterAll(async () => {
 
 const env = (domains: string[], extra: Record<string, unknown> = {}) => ({ access: 'custom', allowedDomains: domains, allowedPorts: [upstream.port], ...extra });
 
-async function eventually(check: () => Promise<boolean> | boolean, withinMs: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < withinMs) {
-    if (await check()) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`not within ${withinMs} ms`);
-}
 
 /** Opens a tunnel (via CONNECT) and starts a slow download through it; resolves when the first bytes arrive. */
 function slowDownload(session: { id: string; token: string }): Promise<{ closedAt: Promise<number>; bytes: () => number }> {

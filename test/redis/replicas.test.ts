@@ -9,20 +9,13 @@ import { basicAuth, rawConnect } from '../helpers/raw.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { serve, type Served } from '../helpers/serve.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
+import { eventually } from '../helpers/eventually.js';
 
 let redis: RedisServer;
 let upstream: Upstream;
 let a: Served;
 let b: Served;
 
-async function eventually(check: () => Promise<boolean>, withinMs: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < withinMs) {
-    if (await check()) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`not within ${withinMs} ms`);
-}
 
 beforeAll(async () => {
   redis = await startRedis();

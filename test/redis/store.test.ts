@@ -9,20 +9,13 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { hashToken, newSessionCredentials } from '../../src/state/sessions.js';
 import { StoreUnavailableError } from '../../src/state/store.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
+import { eventually } from '../helpers/eventually.js';
 
 let redis: RedisServer;
 let upstream: Upstream;
 let a: Gate;
 let b: Gate;
 
-async function eventually(check: () => Promise<boolean> | boolean, withinMs: number): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < withinMs) {
-    if (await check()) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`not within ${withinMs} ms`);
-}
 
 beforeAll(async () => {
   redis = await startRedis();
