@@ -16,7 +16,27 @@ export const redactPaths = [
   'req.headers["proxy-authorization"]',
 ];
 
-export function createLogger(level: string, destination: pino.DestinationStream = pino.destination({ sync: false })): Logger {
+/**
+ * stdout, written in batches: one write(2) per 8 KiB of log lines instead of one per line
+ * (a decision line per request made the log the proxy's busiest syscall), flushed at least
+ * every 100 ms so a quiet proxy's lines still appear at once, and synchronously at exit.
+ */
+function batchedStdout(): pino.DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 });
+  const timer = setInterval(() => destination.flush(), 100);
+  timer.unref();
+  process.once('exit', () => {
+    clearInterval(timer);
+    try {
+      destination.flushSync();
+    } catch {
+      // Nothing more can be done for the last lines of a dying process.
+    }
+  });
+  return destination;
+}
+
+export function createLogger(level: string, destination: pino.DestinationStream = batchedStdout()): Logger {
   return pino(
     {
       level,
