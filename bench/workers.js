@@ -8,14 +8,12 @@
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
+import { freePort, root, startEgressGate } from './lib/procs.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const startGate = (extra) => startEgressGate({ ports: [upstreamPort], ...extra });
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '100' } } });
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
@@ -26,47 +24,6 @@ const upstream = createServer((req, res) => res.end(body));
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 const upstreamPort = upstream.address().port;
 
-async function freePort() {
-  const s = createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const port = s.address().port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function waitFor(url) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${url} never answered`);
-}
-
-async function startGate(extra) {
-  const dir = mkdtempSync(join(tmpdir(), 'egress-bench-'));
-  mkdirSync(join(dir, 'state'), { recursive: true });
-  const proxyPort = await freePort();
-  const adminPort = await freePort();
-  const config = {
-    proxy: { listen: `127.0.0.1:${proxyPort}` },
-    admin: { listen: `127.0.0.1:${adminPort}`, token: 'bench-token-0123456789' },
-    stateDir: join(dir, 'state'),
-    defaults: { allowlist: join(root, 'allowlists/default.yaml') },
-    upstream: { resolve: { 'registry.npmjs.org': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] },
-    limits: { requestsPerSecond: 1000000, burst: 1000000, maxConnections: 100000 },
-    logging: { level: 'warn' },
-    environments: [{ id: 'default', access: 'trusted', allowedPorts: [upstreamPort] }],
-    ...extra,
-  };
-  const file = join(dir, 'egress.yaml');
-  writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, [join(root, 'dist/cli.js'), 'serve', '--config', file], { stdio: 'ignore' });
-  await waitFor(`http://127.0.0.1:${adminPort}/healthz`);
-  return { proxyPort, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }) };
-}
-
 function load(proxyPorts) {
   // Split the connections across the proxies: each autocannon instance is one "balancer lane".
   const per = Math.ceil(connections / proxyPorts.length);
@@ -75,7 +32,7 @@ function load(proxyPorts) {
       (port) =>
         new Promise((resolveRun, reject) =>
           autocannon(
-            { url: `http://127.0.0.1:${port}`, connections: per, duration: seconds, requests: [{ method: 'GET', path: `http://registry.npmjs.org:${upstreamPort}/`, headers: { host: `registry.npmjs.org:${upstreamPort}` } }] },
+            { url: `http://127.0.0.1:${port}`, connections: per, duration: seconds, requests: [{ method: 'GET', path: `http://bench.test:${upstreamPort}/`, headers: { host: `bench.test:${upstreamPort}` } }] },
             (error, result) => (error ? reject(error) : resolveRun(result)),
           ),
         ),
@@ -90,7 +47,7 @@ async function measure(name, start) {
   let errors = 0;
   for (let i = 0; i < runs; i++) {
     const gates = await start();
-    const result = await load(gates.map((g) => g.proxyPort));
+    const result = await load(gates.map((g) => g.port));
     samples.push(result.rps);
     errors += result.errors;
     await Promise.all(gates.map((g) => g.stop()));
