@@ -24,6 +24,8 @@ import { clusterBuckets, inClusterWorker, redisBuckets } from './limit-buckets.j
 import { readPolicyInputs, type FileErrors } from './state/policy-inputs.js';
 import { tokenMatches } from './state/sessions.js';
 import { Inspection, readUpstreamCas } from './inspect/inspection.js';
+import { readGitCredential } from './github/credential.js';
+import { GitGateway } from './github/gateway.js';
 import { compileSecretFormats } from './policy/secrets.js';
 
 export const version: string = (JSON.parse(readFileSync(resolve(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -88,7 +90,10 @@ export class Runtime {
     if (!inputs.ok) return { ok: false, problems: inputs.problems };
     const cas = readUpstreamCas(config.upstream.caFiles);
     if (!cas.ok) return { ok: false, problems: cas.problems };
+    const git = readGitCredential(config.github);
+    if (!git.ok) return { ok: false, problems: [{ file: config.file, errors: [{ path: git.path, message: git.message }] }] };
     const runtime = new Runtime(config, inputs.defaults, inputs.environments, log, cas.pems);
+    if (git.credential) runtime.context.github = new GitGateway({ ...config.github, credential: git.credential }, (id) => runtime.store.getSession(id));
     let report;
     try {
       report = await runtime.store.load();

@@ -4,6 +4,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Runtime } from '../runtime.js';
 import { hashToken, newSessionCredentials, type Session } from '../state/sessions.js';
+import { randomBytes } from 'node:crypto';
+import { hashGitToken } from '../github/gateway.js';
+import { validateGitScope, type GitScope } from '../github/scope.js';
 import { sendError } from './errors.js';
 import { idParams } from './environments.js';
 
@@ -19,7 +22,7 @@ export function describeSession(session: Session): Record<string, unknown> {
 export function sessionRoutes(app: FastifyInstance, runtime: Runtime, proxyAddress: () => string): void {
   const store = runtime.store;
 
-  app.post<{ Body: { environment: string } }>(
+  app.post<{ Body: { environment: string; git?: unknown } }>(
     '/v1/sessions',
     {
       schema: {
@@ -27,7 +30,7 @@ export function sessionRoutes(app: FastifyInstance, runtime: Runtime, proxyAddre
           type: 'object',
           required: ['environment'],
           additionalProperties: false,
-          properties: { environment: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' } },
+          properties: { environment: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' }, git: { type: 'object' } },
         },
       },
     },
@@ -35,10 +38,18 @@ export function sessionRoutes(app: FastifyInstance, runtime: Runtime, proxyAddre
       const policy = store.getEnvironment(request.body.environment);
       if (!policy) return sendError(reply, 404, `unknown environment "${request.body.environment}"`);
       if (policy.archived) return sendError(reply, 409, `environment "${policy.id}" is archived: existing sessions keep working, new ones are refused`);
+      let git: { scope: GitScope; token: string } | undefined;
+      if (request.body.git !== undefined) {
+        const scope = validateGitScope(request.body.git);
+        if (!scope.ok) return sendError(reply, 400, 'invalid git scope', scope.errors);
+        // The sandbox's git credential: useless anywhere but through this proxy, for this session.
+        git = { scope: scope.value, token: `egs_${randomBytes(32).toString('base64url')}` };
+      }
       const { id, token } = newSessionCredentials();
       const session: Session = { id, environment: policy.id, tokenHash: hashToken(token), createdAt: new Date().toISOString() };
+      if (git) Object.assign(session, { git: git.scope, gitTokenHash: hashGitToken(git.token) });
       await store.putSession(session);
-      return reply.code(201).send({ id, token, environment: policy.id, proxyUrl: `http://${id}:${token}@${proxyAddress()}` });
+      return reply.code(201).send({ id, token, environment: policy.id, proxyUrl: `http://${id}:${token}@${proxyAddress()}`, ...(git ? { git: git.scope, gitToken: git.token } : {}) });
     },
   );
 

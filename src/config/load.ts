@@ -82,6 +82,14 @@ const schema: Schema = {
   content: {
     secretPatterns: { kind: 'array', default: [] },
   },
+  github: {
+    hosts: { kind: 'stringArray', default: ['github.com'] },
+    apiHosts: { kind: 'stringArray', default: ['api.github.com'] },
+    username: { kind: 'string', default: 'x-access-token' },
+    credentialFile: { kind: 'string', default: '', allowEmpty: true },
+    credentialEnv: { kind: 'string', default: '', allowEmpty: true },
+    maxPushBytes: { kind: 'integer', default: 512 * MiB, min: 1024, max: 4096 * MiB },
+  },
   environments: { kind: 'array', default: [] },
 };
 
@@ -124,6 +132,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   config.store.redis.url = env.EGRESS_REDIS_URL || config.store.redis.url;
   config.stateDir = resolve(config.stateDir);
   config.defaults.allowlist = resolvePath(config.defaults.allowlist);
+  if (config.github.credentialFile) config.github.credentialFile = resolve(config.github.credentialFile);
+  config.github.hosts = config.github.hosts.map((h) => h.toLowerCase());
+  config.github.apiHosts = config.github.apiHosts.map((h) => h.toLowerCase());
   config.upstream.caFiles = config.upstream.caFiles.map(resolvePath);
   config.inspection.caDir = resolve(config.inspection.caDir);
   config.upstream.resolve = Object.fromEntries(

@@ -78,6 +78,15 @@ export interface Config {
     /** Credential formats the operator adds to the built-in ones (policy/secrets.ts). */
     secretPatterns: { name: string; regex: string; allowedHosts?: string[] }[];
   };
+  /** The GitHub proxy: on when credentialFile or credentialEnv names the operator's token. */
+  github: {
+    hosts: string[];
+    apiHosts: string[];
+    username: string;
+    credentialFile: string;
+    credentialEnv: string;
+    maxPushBytes: number;
+  };
   /** Environments declared in the config; files in stateDir/environments with the same id win. */
   environments: unknown[];
 }

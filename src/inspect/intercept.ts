@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import { canonicalIp } from '../policy/addresses.js';
 import { normalizeHost } from '../policy/domains.js';
@@ -157,7 +158,36 @@ async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerR
     ctx.observer.decision({ ...record, bytesUp, bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
   };
 
-  const headers = endToEndHeaders(req.rawHeaders, true);
+  // The GitHub proxy: scoped credential swapped for the operator's, scope and pushes checked.
+  let gitBody: Buffer | undefined;
+  let gitAuthorization: string | undefined;
+  if (ctx.github?.isGitHost(target.host)) {
+    const outcome = await ctx.github.handle(tunnel.sessionId, target.host, method, path, req);
+    if (outcome.kind === 'refuse') return refuse(outcome.reason, { rule: 'github', detail: outcome.detail });
+    if (outcome.kind === 'challenge') {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="egress-gate git"', 'X-Deny-Reason': 'auth_required', 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(`egress-gate: ${target.host} needs this session's git credential\n`);
+      ctx.observer.decision({ ...record, decision: 'deny', reason: 'auth_required', rule: 'github' });
+      return;
+    }
+    if (outcome.kind === 'respond') {
+      // A refused push, answered in git's protocol so the person sees why; nothing went upstream.
+      res.writeHead(outcome.status, outcome.headers);
+      res.end(outcome.body);
+      ctx.observer.decision({ ...record, decision: 'deny', reason: 'content_filtered', rule: 'github.push', detail: outcome.detail });
+      return;
+    }
+    gitAuthorization = outcome.authorization;
+    gitBody = outcome.body;
+  }
+
+  let headers = endToEndHeaders(req.rawHeaders, true);
+  if (gitAuthorization !== undefined || gitBody !== undefined) {
+    const replaced = new Set([...(gitAuthorization !== undefined ? ['authorization'] : []), ...(gitBody !== undefined ? ['content-length', 'content-encoding'] : [])]);
+    headers = headers.filter((_, i, all) => !replaced.has((all[i - (i % 2)] as string).toLowerCase()));
+    if (gitAuthorization !== undefined) headers.push('Authorization', gitAuthorization);
+    if (gitBody !== undefined) headers.push('Content-Length', String(gitBody.length));
+  }
   headers.unshift('Host', formatAuthority(target, 443));
   const address = tunnel.addresses[0] as string;
   const upstreamReq = httpsRequest({
@@ -182,14 +212,16 @@ async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerR
     },
   });
 
-  req.on('data', (chunk: Buffer) => {
+  // A body the GitHub proxy already read goes on from memory; any other streams from the client.
+  const source: Readable = gitBody !== undefined ? Readable.from([gitBody]) : req;
+  source.on('data', (chunk: Buffer) => {
     bytesUp += chunk.length;
   });
   const filter = createBodyFilter(env, ctx.secretFormats, target, (kind) => {
     record.detail = `secret_logged:${kind}`;
   });
   if (!filter) {
-    req.pipe(upstreamReq);
+    source.pipe(upstreamReq);
     return;
   }
   filter.on('error', (error: Error) => {
@@ -200,5 +232,5 @@ async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerR
     refuseResponse(res, { reason: error.reason, host: target.host, environment: record.environment }, true);
     ctx.observer.decision({ ...record, decision: 'deny', reason: error.reason, rule: error.rule, bytesUp, durationMs: Math.round(performance.now() - started) });
   });
-  req.pipe(filter).pipe(upstreamReq);
+  source.pipe(filter).pipe(upstreamReq);
 }

@@ -1,6 +1,7 @@
 // What the socket layer needs from the rest of the process, and nothing more. The runtime
 // (src/runtime.ts) provides it; tests of the proxy build the real one, not a stand-in.
 
+import type { GitGateway } from '../github/gateway.js';
 import type { Inspection } from '../inspect/inspection.js';
 import type { Logger } from '../log.js';
 import type { CompiledEnvironment } from '../policy/decide.js';
@@ -76,4 +77,6 @@ export interface ProxyContext {
   /** Credential formats: the built-in ones and `content.secretPatterns`. */
   secretFormats: readonly SecretFormat[];
   inspection: Inspection;
+  /** The GitHub proxy, when the operator configured a real git credential. */
+  github?: GitGateway;
 }

@@ -47,7 +47,8 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     slot.release?.();
     return;
   }
-  if (shouldInspect(admitted.environment.content, target.host, target.port)) {
+  // Git hosts are always inspected when the GitHub proxy is on: the scoped credential must be swapped.
+  if (shouldInspect(admitted.environment.content, target.host, target.port) || ctx.github?.isGitHost(target.host)) {
     const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: () => client.destroy() });
     const tunnel = { target, proxyAuthorization: req.headers['proxy-authorization'], sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, addresses: admitted.addresses };
     interceptTunnel(ctx, clientSocket, head, tunnel, (outcome) => {
