@@ -6,7 +6,10 @@ import type { Runtime } from '../runtime.js';
 import { bearerMatches, resolveAdminToken } from './auth.js';
 import { environmentRoutes } from './environments.js';
 import { errorHandler, sendError } from './errors.js';
-import { policyToolRoutes } from './policy-tools.js';
+import { caRoutes } from './ca.js';
+import { checkRoutes } from './check.js';
+import { defaultsRoutes } from './defaults.js';
+import { reloadRoutes } from './reload.js';
 import { sessionRoutes } from './sessions.js';
 
 const open = new Set(['/healthz', '/metrics']);
@@ -37,7 +40,10 @@ export async function startAdmin(runtime: Runtime): Promise<{ address: string; c
   });
   environmentRoutes(app, runtime);
   sessionRoutes(app, runtime, () => runtime.proxyAddress());
-  policyToolRoutes(app, runtime);
+  checkRoutes(app, runtime);
+  reloadRoutes(app, runtime);
+  defaultsRoutes(app, runtime);
+  caRoutes(app, runtime);
 
   const { host, port } = runtime.config.admin.listen;
   const address = await app.listen({ host, port });

@@ -23,7 +23,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
   readonly environmentsDir: string;
   readonly sessionsDir: string;
   /** Environments from the config file: the base layer that files in stateDir override. */
-  private readonly configured: Map<string, EnvironmentPolicy>;
+  private configured: Map<string, EnvironmentPolicy>;
   private fromFiles = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
   private writeChains = new Map<string, Promise<unknown>>();
@@ -90,6 +90,10 @@ export class FileStateStore extends EventEmitter implements StateStore {
       }
     }
     return { environments, sessions, problems };
+  }
+
+  replaceConfigured(policies: EnvironmentPolicy[]): void {
+    this.configured = new Map(policies.map((p) => [p.id, p]));
   }
 
   listEnvironments(includeArchived: boolean): EnvironmentPolicy[] {
