@@ -24,6 +24,14 @@ export async function startAdmin(runtime: Runtime): Promise<{ address: string; c
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
   });
   app.setErrorHandler(errorHandler);
+  // POST /v1/reload and /archive take no body, but scripts send `content-type: application/json`
+  // on every call: an empty JSON body is no body, not an error. Anything else goes through
+  // Fastify's own parser (which refuses __proto__ and constructor.prototype keys).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else json(request, body as string, done);
+  });
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`));
   app.addHook('onRequest', async (request, reply) => {
     if (open.has(request.url.split('?')[0] ?? '')) return;
