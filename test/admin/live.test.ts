@@ -3,7 +3,8 @@
 // policy kept; reload; and state that survives a restart.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { api } from '../helpers/admin.js';
@@ -11,6 +12,7 @@ import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
 import { eventually } from '../helpers/eventually.js';
+import { parsePrometheusText } from '../helpers/prometheus.js';
 
 let gate: Gate;
 let upstream: Upstream;
@@ -105,5 +107,98 @@ describe('hand edits and reload', () => {
     writeFileSync(file, `access: custom\nallowedDomains: [registry.npmjs.org]\nallowedPorts: [${upstream.port}]\n`);
     expect((await api(gate, 'POST', '/v1/reload')).status).toBe(200);
     expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).headers['x-deny-reason']).toBe('host_not_allowed');
+  });
+
+  it('a broken hand edit is refused by the folder watch alone, logged with its errors and counted', async () => {
+    const reloads = async (result: string) => parsePrometheusText((await api(gate, 'GET', '/metrics', undefined, null)).body).sum('egress_policy_reloads_total', { result });
+    await api(gate, 'PUT', '/v1/environments/watched', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'watched' })).body;
+    const failures = await reloads('failure');
+    writeFileSync(join(gate.stateDir, 'environments', 'watched.yaml'), 'access: custom\nallowedDomains: ["*"]\n');
+    await eventually(() => gate.logs.some((l) => l.includes('policy file refused') && l.includes('watched.yaml') && l.includes('allowedDomains[0]')), 5_000);
+    expect(await reloads('failure')).toBeGreaterThan(failures);
+    expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+    expect((await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [basicAuth(session.id, session.token)])).headers['x-deny-reason']).toBe('host_not_allowed');
+    expect((await api(gate, 'GET', '/v1/environments/watched')).body.allowedDomains).toEqual(['api.example.com']);
+    // An API write over the broken file puts the id back on a good footing.
+    await api(gate, 'PUT', '/v1/environments/watched', env(['registry.npmjs.org']));
+    expect((await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+  });
+
+  it('temporary files (dot-files, as the atomic writer makes) are not read as policy', async () => {
+    writeFileSync(join(gate.stateDir, 'environments', '.sneaky.yaml.0123.tmp'), 'access: full\n');
+    writeFileSync(join(gate.stateDir, 'environments', '.sneaky.yaml'), 'access: full\n');
+    await new Promise((r) => setTimeout(r, 800));
+    expect((await api(gate, 'POST', '/v1/reload')).status).toBe(200);
+    expect((await api(gate, 'GET', '/v1/environments/sneaky')).status).toBe(404);
+  });
+});
+
+describe('POST /v1/reload re-reads the config file', () => {
+  const config = () => parse(readFileSync(gate.configFile, 'utf8')) as Record<string, any>;
+  const rewrite = (change: (c: Record<string, any>) => void) => {
+    const next = config();
+    change(next);
+    writeFileSync(gate.configFile, stringify(next));
+  };
+
+  it('environments and alwaysAllow from the config apply at once; other changed keys are named for a restart', async () => {
+    const original = readFileSync(gate.configFile, 'utf8');
+    try {
+      rewrite((c) => {
+        c.environments = [{ id: 'from-config', access: 'custom', allowedDomains: ['api.example.com'], allowedPorts: [upstream.port] }];
+        c.defaults.alwaysAllow = ['api.anthropic.com', 'registry.npmjs.org'];
+        c.proxy.idleTimeoutMs = 60_000;
+      });
+      const reload = await api(gate, 'POST', '/v1/reload');
+      expect(reload.status).toBe(200);
+      expect(reload.body.restartNeeded).toEqual(['proxy.idleTimeoutMs']);
+      expect(gate.logs.some((l) => l.includes('next restart') && l.includes('proxy.idleTimeoutMs'))).toBe(true);
+      expect((await api(gate, 'GET', '/v1/defaults')).body.alwaysAllow).toEqual(['api.anthropic.com', 'registry.npmjs.org']);
+      const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'from-config' })).body;
+      expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+      // alwaysAllow is reachable at every level: the new entry is live too.
+      expect((await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+
+      rewrite((c) => {
+        c.environments = [];
+        c.defaults.alwaysAllow = ['api.anthropic.com'];
+      });
+      expect((await api(gate, 'POST', '/v1/reload')).status).toBe(200);
+      expect((await api(gate, 'GET', '/v1/environments/from-config')).status).toBe(404);
+      expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).headers['x-deny-reason']).toBe('auth_invalid');
+    } finally {
+      writeFileSync(gate.configFile, original);
+      await api(gate, 'POST', '/v1/reload');
+    }
+  });
+
+  it('a broken config file answers 400 with the file and key path, and the last good policy stays', async () => {
+    const original = readFileSync(gate.configFile, 'utf8');
+    await api(gate, 'PUT', '/v1/environments/steady', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'steady' })).body;
+    try {
+      for (const [change, path] of [
+        [(c: Record<string, any>) => (c.defaults.alwaysAllow = ['*.com']), 'defaults.alwaysAllow[0]'],
+        [(c: Record<string, any>) => (c.proxy.bogus = 1), 'proxy.bogus'],
+        [(c: Record<string, any>) => (c.environments = [{ id: 'x', access: 'sometimes' }]), 'environments[0].access'],
+      ] as const) {
+        writeFileSync(gate.configFile, original);
+        rewrite(change);
+        const reload = await api(gate, 'POST', '/v1/reload');
+        expect(reload.status).toBe(400);
+        expect(reload.body.error).toMatch(/last good policy/);
+        expect(reload.body.errors.some((e: { path: string }) => e.path.startsWith(gate.configFile) && e.path.endsWith(path)), JSON.stringify(reload.body)).toBe(true);
+        expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
+        expect((await api(gate, 'GET', '/v1/defaults')).body.alwaysAllow).toEqual(['api.anthropic.com']);
+      }
+      writeFileSync(gate.configFile, 'proxy: [unclosed\n');
+      const reload = await api(gate, 'POST', '/v1/reload');
+      expect(reload.status).toBe(400);
+      expect(reload.body.errors[0].path).toContain(gate.configFile);
+    } finally {
+      writeFileSync(gate.configFile, original);
+    }
+    expect((await api(gate, 'POST', '/v1/reload')).status).toBe(200);
   });
 });
