@@ -34,6 +34,9 @@ export class FileStateStore extends EventEmitter implements StateStore {
   afterWrite: () => Promise<void> = async () => {};
   /** Bumped by every write, so a re-read that raced a write does not put back what it replaced. */
   private generation = 0;
+  /** Re-reads under way (by the generation they started at), and what was written meanwhile. */
+  private readsInFlight = new Set<{ startedAt: number }>();
+  private writtenDuringRead = new Map<string, number>();
 
   constructor(readonly stateDir: string, configured: EnvironmentPolicy[] = []) {
     super();
@@ -47,15 +50,35 @@ export class FileStateStore extends EventEmitter implements StateStore {
    * version (if this process had one) stays in force: a typo never opens or closes the gates.
    */
   async load(): Promise<LoadReport> {
-    for (let attempt = 0; ; attempt++) {
-      const before = this.generation;
-      const read = await this.readAll();
-      if (this.generation !== before && attempt < 10) continue;
-      this.fromFiles = read.environments;
-      this.sessions = read.sessions;
+    const read = { startedAt: this.generation };
+    this.readsInFlight.add(read);
+    try {
+      const found = await this.readAll();
+      // A write acknowledged while the folder was being read is newer than what the read saw
+      // (it may have read the file just before the rename): memory keeps the acknowledged state,
+      // so a re-read never revives a revoked session or undoes a PUT. Retrying the read instead
+      // can starve under a steady stream of writes.
+      for (const [key, generation] of this.writtenDuringRead) {
+        if (generation <= read.startedAt) continue;
+        const id = key.slice(key.indexOf(':') + 1);
+        if (key.startsWith('env:')) keepWritten(found.environments, this.fromFiles, id);
+        else keepWritten(found.sessions, this.sessions, id);
+      }
+      this.fromFiles = found.environments;
+      this.sessions = found.sessions;
       this.emit('change');
-      return { environments: this.listEnvironments(true).length, sessions: read.sessions.size, problems: read.problems };
+      return { environments: this.listEnvironments(true).length, sessions: found.sessions.size, problems: found.problems };
+    } finally {
+      this.readsInFlight.delete(read);
+      const oldest = Math.min(...[...this.readsInFlight].map((r) => r.startedAt));
+      for (const [key, generation] of this.writtenDuringRead) if (generation <= oldest || this.readsInFlight.size === 0) this.writtenDuringRead.delete(key);
     }
+  }
+
+  /** Every acknowledged write goes through here, after memory was updated. */
+  private written(key: string): void {
+    this.generation++;
+    if (this.readsInFlight.size > 0) this.writtenDuringRead.set(key, this.generation);
   }
 
   private async readAll(): Promise<{ environments: Map<string, EnvironmentPolicy>; sessions: Map<string, Session>; problems: FileProblem[] }> {
@@ -135,7 +158,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       for (const ext of ['yml', 'json']) await removeFileDurably(join(this.environmentsDir, `${policy.id}.${ext}`));
       this.fromFiles.set(policy.id, policy);
       this.emit('change');
-      this.generation++;
+      this.written(`env:${policy.id}`);
       await this.afterWrite();
     });
   }
@@ -146,7 +169,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       for (const ext of ['yaml', 'yml', 'json']) removed = (await removeFileDurably(join(this.environmentsDir, `${id}.${ext}`))) || removed;
       const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
       if (known) this.emit('change');
-      this.generation++;
+      this.written(`env:${id}`);
       await this.afterWrite();
       return known;
     });
@@ -165,7 +188,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       await writeFileAtomic(join(this.sessionsDir, `${session.id}.json`), `${JSON.stringify(session, null, 2)}\n`);
       this.sessions.set(session.id, session);
       this.emit('change');
-      this.generation++;
+      this.written(`session:${session.id}`);
       await this.afterWrite();
     });
   }
@@ -175,7 +198,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       const removed = await removeFileDurably(join(this.sessionsDir, `${id}.json`));
       const known = this.sessions.delete(id) || removed;
       if (known) this.emit('change');
-      this.generation++;
+      this.written(`session:${id}`);
       await this.afterWrite();
       return known;
     });
@@ -219,4 +242,10 @@ function parseJsonOrYaml(text: string): unknown {
   } catch {
     return parseYaml(text, { uniqueKeys: true });
   }
+}
+
+function keepWritten<T>(found: Map<string, T>, memory: Map<string, T>, id: string): void {
+  const value = memory.get(id);
+  if (value === undefined) found.delete(id);
+  else found.set(id, value);
 }
