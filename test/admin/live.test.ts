@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { api } from '../helpers/admin.js';
 import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
@@ -59,6 +60,81 @@ describe('open connections follow the policy', () => {
     expect((await api(gate, 'PUT', '/v1/environments/cut', env(['registry.npmjs.org']))).status).toBe(200);
     const closedAt = await Promise.race([download.closedAt, new Promise<number>((r) => setTimeout(() => r(Infinity), 5_000))]);
     expect(closedAt - putAt).toBeLessThan(1_000);
+  });
+
+  it('a large download read slowly through a tunnel is cut within a second of the PUT that removes its host', async () => {
+    await api(gate, 'PUT', '/v1/environments/slow-read', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'slow-read' })).body;
+    const socket = await new Promise<import('node:net').Socket>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: gate.proxyPort, method: 'CONNECT', path: `api.example.com:${upstream.port}`, headers: { 'proxy-authorization': basicAuth(session.id, session.token).split(': ')[1] } });
+      req.on('connect', (res, s) => (res.statusCode === 200 ? resolve(s) : reject(new Error(`CONNECT ${res.statusCode}`))));
+      req.on('error', reject);
+      req.end();
+    });
+    const closedAt = new Promise<number>((done) => socket.on('close', () => done(Date.now())));
+    socket.on('error', () => {});
+    socket.write(`GET /bytes/${512 * 1024 * 1024} HTTP/1.1\r\nHost: api.example.com:${upstream.port}\r\n\r\n`);
+    // Read a little, then stop reading: the proxy's buffers fill and the transfer stalls, as
+    // with a slow client. The cut must not wait for the flow to resume.
+    let received = 0;
+    socket.on('data', (c: Buffer) => (received += c.length));
+    await eventually(() => received > 256 * 1024, 5_000, 1);
+    socket.pause();
+    const putAt = Date.now();
+    expect((await api(gate, 'PUT', '/v1/environments/slow-read', env(['registry.npmjs.org']))).status).toBe(200);
+    // A paused client cannot see the FIN behind its unread bytes; the proxy's own record of the
+    // tunnel's end (written when it closes both sides) says when the cut happened.
+    const closedRecord = () => gate.decisions().find((r) => r.environment === 'slow-read' && r.durationMs !== undefined);
+    const cutWithin = await eventually(() => closedRecord() !== undefined, 5_000);
+    expect(cutWithin).toBeLessThan(1_000);
+    expect(Number(closedRecord()!.bytesDown)).toBeLessThan(512 * 1024 * 1024);
+    // And the client, reading again, gets what was buffered and then the end.
+    socket.resume();
+    const closed = await Promise.race([closedAt, new Promise<number>((r) => setTimeout(() => r(Infinity), 5_000))]);
+    expect(closed).toBeLessThan(Infinity);
+    expect(received).toBeLessThan(512 * 1024 * 1024);
+    expect(Date.now() - putAt).toBeLessThan(5_000);
+  });
+
+  it('a plain-HTTP response in flight is cut within a second of the PUT that removes its host', async () => {
+    await api(gate, 'PUT', '/v1/environments/plain-cut', env(['api.example.com']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'plain-cut' })).body;
+    const socket = connect({ host: '127.0.0.1', port: gate.proxyPort });
+    socket.on('error', () => {});
+    const closedAt = new Promise<number>((done) => socket.on('close', () => done(Date.now())));
+    socket.write(`GET http://api.example.com:${upstream.port}/drip/30 HTTP/1.1\r\nHost: api.example.com:${upstream.port}\r\n${basicAuth(session.id, session.token)}\r\n\r\n`);
+    let head = '';
+    await new Promise<void>((resolve) => socket.on('data', (c: Buffer) => ((head += c.toString('latin1')).includes('\r\n\r\n') ? resolve() : undefined)));
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    const putAt = Date.now();
+    await api(gate, 'PUT', '/v1/environments/plain-cut', env(['registry.npmjs.org']));
+    const closed = await Promise.race([closedAt, new Promise<number>((r) => setTimeout(() => r(Infinity), 5_000))]);
+    expect(closed - putAt).toBeLessThan(1_000);
+  });
+
+  it('on one kept-alive client connection, the request after a PUT is judged by the new policy', async () => {
+    await api(gate, 'PUT', '/v1/environments/keepalive', env(['api.example.com', 'registry.npmjs.org']));
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'keepalive' })).body;
+    const socket = connect({ host: '127.0.0.1', port: gate.proxyPort });
+    let text = '';
+    const responses = (n: number) => new Promise<void>((resolve, reject) => {
+      const check = () => ((text.match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= n ? resolve() : undefined);
+      socket.on('data', check);
+      socket.once('close', () => reject(new Error(`closed after: ${text}`)));
+      check();
+    });
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    const ask = (host: string) => socket.write(`GET http://${host}:${upstream.port}/x HTTP/1.1\r\nHost: ${host}:${upstream.port}\r\n${basicAuth(session.id, session.token)}\r\n\r\n`);
+    ask('registry.npmjs.org');
+    await responses(1);
+    expect(text).toMatch(/^HTTP\/1\.1 200/);
+    await api(gate, 'PUT', '/v1/environments/keepalive', env(['api.example.com']));
+    ask('registry.npmjs.org');
+    await responses(2).catch(() => {});
+    socket.destroy();
+    const second = text.slice(text.indexOf('HTTP/1.1', 1));
+    expect(second).toMatch(/^HTTP\/1\.1 403/);
+    expect(second).toMatch(/x-deny-reason: host_not_allowed/i);
   });
 
   it("a tunnel the new policy still allows stays open", async () => {
