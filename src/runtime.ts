@@ -204,7 +204,14 @@ export class Runtime {
     const proxy = await this.proxy.listen(this.config.proxy.listen.host, this.config.proxy.listen.port);
     this.bound = proxy;
     if (this.store instanceof FileStateStore) {
-      this.stopWatching = watchFolder(this.store.environmentsDir, () => void this.reloadState());
+      const store = this.store;
+      this.stopWatching = watchFolder(store.environmentsDir, (names) => {
+        void (async () => {
+          // Most events are this process's own API writes, already in force.
+          if (names && !(await store.changedOnDisk(names).catch(() => true))) return;
+          await this.reloadState();
+        })();
+      });
     }
     let admin: string | undefined;
     if (adminStart) {

@@ -86,7 +86,10 @@ export class FileStateStore extends EventEmitter implements StateStore {
     await mkdir(this.sessionsDir, { recursive: true, mode: 0o700 });
     const problems: FileProblem[] = [];
     const environments = new Map<string, EnvironmentPolicy>();
-    for (const name of (await readdir(this.environmentsDir)).sort()) {
+    const names = (await readdir(this.environmentsDir)).sort();
+    const present = new Set(names.map((name) => join(this.environmentsDir, name)));
+    for (const file of this.parsed.keys()) if (!present.has(file)) this.parsed.delete(file);
+    for (const name of names) {
       const match = environmentFile.exec(name);
       if (!match) continue;
       const id = match[1] as string;
@@ -140,6 +143,22 @@ export class FileStateStore extends EventEmitter implements StateStore {
     return result;
   }
 
+  /**
+   * Whether any of these files of environments/ differs from what this process last read or
+   * wrote. The folder watch sees this process's own writes too; re-reading the whole state for
+   * each of them would scan every session file per API write and count reloads that changed nothing.
+   */
+  async changedOnDisk(names: string[]): Promise<boolean> {
+    for (const name of names) {
+      if (!environmentFile.test(name)) continue;
+      const file = join(this.environmentsDir, name);
+      const info = await stat(file).catch(() => undefined);
+      const known = this.parsed.get(file);
+      if (!info ? known !== undefined : !known || known.size !== info.size || known.mtimeMs !== info.mtimeMs) return true;
+    }
+    return false;
+  }
+
   getEnvironment(id: string): EnvironmentPolicy | undefined {
     return this.fromFiles.get(id) ?? this.configured.get(id);
   }
@@ -155,7 +174,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       const info = await stat(file);
       this.parsed.set(file, { size: info.size, mtimeMs: info.mtimeMs, result: { ok: true, value: policy } });
       // A hand-written .yml/.json of the same id would shadow this write on the next load.
-      for (const ext of ['yml', 'json']) await removeFileDurably(join(this.environmentsDir, `${policy.id}.${ext}`));
+      for (const ext of ['yml', 'json']) await this.removeEnvironmentFile(`${policy.id}.${ext}`);
       this.fromFiles.set(policy.id, policy);
       this.emit('change');
       this.written(`env:${policy.id}`);
@@ -166,13 +185,19 @@ export class FileStateStore extends EventEmitter implements StateStore {
   deleteEnvironment(id: string): Promise<boolean> {
     return this.serialise(`env:${id}`, async () => {
       let removed = false;
-      for (const ext of ['yaml', 'yml', 'json']) removed = (await removeFileDurably(join(this.environmentsDir, `${id}.${ext}`))) || removed;
+      for (const ext of ['yaml', 'yml', 'json']) removed = (await this.removeEnvironmentFile(`${id}.${ext}`)) || removed;
       const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
       if (known) this.emit('change');
       this.written(`env:${id}`);
       await this.afterWrite();
       return known;
     });
+  }
+
+  private async removeEnvironmentFile(name: string): Promise<boolean> {
+    const file = join(this.environmentsDir, name);
+    this.parsed.delete(file);
+    return removeFileDurably(file);
   }
 
   getSession(id: string): Session | undefined {

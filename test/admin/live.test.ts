@@ -201,6 +201,21 @@ describe('hand edits and reload', () => {
     expect((await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [basicAuth(session.id, session.token)])).status).toBe(200);
   });
 
+  it("the folder watch does not re-read the state for this process's own API writes", async () => {
+    const reloads = async () => parsePrometheusText((await api(gate, 'GET', '/metrics', undefined, null)).body).sum('egress_policy_reloads_total');
+    await api(gate, 'PUT', '/v1/environments/quiet', env(['api.example.com']));
+    await new Promise((r) => setTimeout(r, 800));
+    const before = await reloads();
+    for (let i = 0; i < 5; i++) await api(gate, 'PUT', '/v1/environments/quiet', env([`v${i}.example.com`]));
+    await api(gate, 'DELETE', '/v1/environments/quiet');
+    await new Promise((r) => setTimeout(r, 800));
+    expect(await reloads()).toBe(before);
+    // A hand edit of the same file is still seen.
+    writeFileSync(join(gate.stateDir, 'environments', 'quiet.yaml'), 'access: none\n');
+    await eventually(async () => (await api(gate, 'GET', '/v1/environments/quiet')).status === 200, 5_000);
+    expect(await reloads()).toBe(before + 1);
+  });
+
   it('temporary files (dot-files, as the atomic writer makes) are not read as policy', async () => {
     writeFileSync(join(gate.stateDir, 'environments', '.sneaky.yaml.0123.tmp'), 'access: full\n');
     writeFileSync(join(gate.stateDir, 'environments', '.sneaky.yaml'), 'access: full\n');
