@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { adminToken, api } from '../helpers/admin.js';
 import { egressGate } from '../cli/cli.js';
+import { cleanEnv, run } from '../helpers/run.js';
 import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, parseResponseHead, rawConnect, rawExchange } from '../helpers/raw.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
@@ -110,6 +111,21 @@ describe('environments and sessions change the wire at once', () => {
     expect((await api(gate, 'PUT', '/v1/environments/web', env('web', { access: 'trusted' }))).status).toBe(200);
     expect(await status(session, 'registry.npmjs.org')).toBe('allowed');
     expect(await status(session, 'other.example.com')).toBe('host_not_allowed');
+  });
+
+  it('curl with the proxyUrl exactly as the API returned it: allowed and refused as the environment says, tunnelled or not', async () => {
+    await api(gate, 'PUT', '/v1/environments/curl-env', env('curl-env'));
+    const { proxyUrl } = (await api(gate, 'POST', '/v1/sessions', { environment: 'curl-env' })).body as { proxyUrl: string };
+    const curl = (flags: string[], host: string) =>
+      run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{http_connect}', ...flags, '-x', proxyUrl, `http://${host}:${upstream.port}/`], { env: cleanEnv() });
+    expect((await curl([], 'api.example.com')).stdout).toBe('200 000');
+    expect((await curl(['-p'], 'api.example.com')).stdout).toBe('200 200');
+    expect((await curl([], 'registry.npmjs.org')).stdout).toBe('403 000');
+    const tunnel = await curl(['-p'], 'registry.npmjs.org');
+    expect(tunnel.stdout).toMatch(/ 403$/);
+    expect((await api(gate, 'PUT', '/v1/environments/curl-env', env('curl-env', { allowedDomains: ['registry.npmjs.org'] }))).status).toBe(200);
+    expect((await curl(['-p'], 'registry.npmjs.org')).stdout).toBe('200 200');
+    expect((await curl([], 'api.example.com')).stdout).toBe('403 000');
   });
 
   it('reads back environments and sessions, never the token', async () => {
