@@ -84,10 +84,10 @@ describe('replicas sharing Redis', () => {
       } catch {
         return false;
       }
-    }, 10_000);
+    }, 30_000);
     for (const gate of [a, b]) {
-      await eventually(async () => (await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).status === 200, 5_000);
+      await eventually(async () => (await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).status === 200, 30_000);
       expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status).toBe(403);
     }
-  });
+  }, 120_000);
 });
