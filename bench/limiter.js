@@ -89,7 +89,7 @@ const cases = [
     setup() {
       const limits = new Limits(limitsConfig());
       return async (i) => {
-        limits.open(sessionKeys[i % SESSIONS], open).release?.();
+        (await limits.open(sessionKeys[i % SESSIONS], open)).release?.();
       };
     },
   },

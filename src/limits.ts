@@ -19,6 +19,11 @@ import { SessionBandwidth, type Shaping } from './proxy/throttle.js';
  * The seam for other backends (src/limit-buckets.ts): `points` per window of `durationSeconds`,
  * never under one second but possibly fractional, keys under `keyPrefix`.
  */
+/** Open connections per session counted across replicas (Redis); see limit-buckets.ts. */
+export interface SharedConnectionCounter {
+  acquire(sessionKey: string, max: number): Promise<{ ok: true; release: () => void } | { ok: false; open: number }>;
+}
+
 export type BucketFactory = (points: number, durationSeconds: number, keyPrefix: string) => RateLimiterAbstract;
 
 export const memoryBuckets: BucketFactory = (points, duration, keyPrefix) => new RateLimiterMemory({ points, duration, keyPrefix });
@@ -45,7 +50,11 @@ export class Limits implements Limiter {
   private readonly openCount = new Map<string, number>();
   private readonly bandwidthBySession = new SessionBandwidth();
 
-  constructor(private readonly config: Config['limits'], private readonly makeBucket: BucketFactory = memoryBuckets) {}
+  constructor(
+    private readonly config: Config['limits'],
+    private readonly makeBucket: BucketFactory = memoryBuckets,
+    private readonly sharedConnections?: SharedConnectionCounter,
+  ) {}
 
   private bucket(spec: BucketSpec): RateLimiterAbstract {
     const name = `${spec.scope}:${spec.rate}:${spec.burst}`;
@@ -94,7 +103,12 @@ export class Limits implements Limiter {
     return { ok: true };
   }
 
-  open(sessionKey: string, environment: CompiledEnvironment): LimitVerdict & { release?: () => void } {
+  /**
+   * A slot among the session's open connections. Counted here, and, with several replicas, in
+   * the shared counter too (so the cap holds across replicas); when the shared counter is out of
+   * reach, the local count alone decides, as for the request buckets' insurance.
+   */
+  async open(sessionKey: string, environment: CompiledEnvironment): Promise<LimitVerdict & { release?: () => void }> {
     const max = environment.policy.rateLimit?.maxConnections ?? this.config.maxConnections;
     const current = this.openCount.get(sessionKey) ?? 0;
     if (current >= max) {
@@ -102,16 +116,24 @@ export class Limits implements Limiter {
     }
     this.openCount.set(sessionKey, current + 1);
     let released = false;
-    return {
-      ok: true,
-      release: () => {
-        if (released) return;
-        released = true;
-        const now = (this.openCount.get(sessionKey) ?? 1) - 1;
-        if (now <= 0) this.openCount.delete(sessionKey);
-        else this.openCount.set(sessionKey, now);
-      },
+    let sharedRelease: (() => void) | undefined;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      sharedRelease?.();
+      const now = (this.openCount.get(sessionKey) ?? 1) - 1;
+      if (now <= 0) this.openCount.delete(sessionKey);
+      else this.openCount.set(sessionKey, now);
     };
+    if (this.sharedConnections) {
+      const shared = await this.sharedConnections.acquire(sessionKey, max);
+      if (!shared.ok) {
+        release();
+        return { ok: false, scope: 'connections', retryAfterSeconds: 1, state: { scope: 'connections', limit: max, open: shared.open, shared: true } };
+      }
+      sharedRelease = shared.release;
+    }
+    return { ok: true, release };
   }
 
   bandwidth(sessionKey: string, environment: CompiledEnvironment): Shaping | undefined {

@@ -21,7 +21,7 @@ import { FileStateStore, type FileProblem } from './state/file-store.js';
 import { RedisStateStore } from './state/redis-store.js';
 import type { StateStore } from './state/store.js';
 import { watchFolder } from './state/watch.js';
-import { clusterBuckets, inClusterWorker, redisBuckets } from './limit-buckets.js';
+import { clusterBuckets, inClusterWorker, redisBuckets, redisConnectionCounter } from './limit-buckets.js';
 import { readPolicyInputs, type FileErrors } from './state/policy-inputs.js';
 import { tokenMatches } from './state/sessions.js';
 import { Inspection, readUpstreamCas } from './inspect/inspection.js';
@@ -60,7 +60,7 @@ export class Runtime {
     if (config.store.backend === 'redis') {
       const redis = new RedisStateStore(config.store.redis, configured);
       this.store = redis;
-      this.limits = new Limits(config.limits, redisBuckets(redis.redis));
+      this.limits = new Limits(config.limits, redisBuckets(redis.redis), redisConnectionCounter(redis.redis, config.store.redis.keyPrefix));
     } else {
       this.store = new FileStateStore(config.stateDir, configured);
       this.limits = new Limits(config.limits, inClusterWorker() ? clusterBuckets() : undefined);

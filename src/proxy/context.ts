@@ -22,7 +22,7 @@ export interface Limiter {
   /** One request or one new tunnel. */
   take(identity: { sessionKey: string; environment: string; host: string }, environment: CompiledEnvironment): Promise<LimitVerdict>;
   /** A slot among the session's open connections, or the verdict that there is none. */
-  open(sessionKey: string, environment: CompiledEnvironment): LimitVerdict & { release?: () => void };
+  open(sessionKey: string, environment: CompiledEnvironment): Promise<LimitVerdict & { release?: () => void }>;
   /** The byte budgets a session's tunnels share, or undefined when bandwidth is unlimited. */
   bandwidth(sessionKey: string, environment: CompiledEnvironment): Shaping | undefined;
 }

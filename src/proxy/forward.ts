@@ -91,7 +91,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   }
   if (verdict.detail !== undefined) record.detail = verdict.detail;
 
-  const slot = ctx.limiter.open(admitted.sessionKey, admitted.environment);
+  const slot = await ctx.limiter.open(admitted.sessionKey, admitted.environment);
   if (!slot.ok) {
     refuseResponse(res, { reason: 'rate_limited', host: target.host, environment: envId, retryAfter: slot.retryAfterSeconds });
     ctx.observer.decision({ ...record, decision: 'deny', reason: 'rate_limited', rule: `limit:${slot.scope}`, limiter: slot.state });

@@ -37,7 +37,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   const envId = admitted.environment.policy.id;
   const record: DecisionRecord = { environment: envId, session: admitted.sessionId, method: 'CONNECT', host: target.host, port: target.port, decision: 'allow', reason: 'allowed', rule: admitted.decision.rule, decisionSeconds: (performance.now() - started) / 1000 };
 
-  const slot = ctx.limiter.open(admitted.sessionKey, admitted.environment);
+  const slot = await ctx.limiter.open(admitted.sessionKey, admitted.environment);
   if (!slot.ok) {
     refuseSocket(client, { reason: 'rate_limited', host: target.host, environment: envId, retryAfter: slot.retryAfterSeconds });
     ctx.observer.decision({ ...record, decision: 'deny', reason: 'rate_limited', rule: `limit:${slot.scope}`, limiter: slot.state });

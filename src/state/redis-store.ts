@@ -33,7 +33,7 @@ function connect(url: string): Redis {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 2_000,
-    retryStrategy: (attempt) => Math.min(200 * attempt, 1_000),
+    retryStrategy: (attempt) => Math.min(100 * attempt, 500),
   });
 }
 

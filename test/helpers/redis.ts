@@ -43,13 +43,46 @@ function waitForPort(port: number, up: boolean, timeoutMs = 10_000): Promise<voi
   });
 }
 
+/**
+ * A port below the kernel's ephemeral range (32768 and up): while Redis is stopped for an
+ * outage test, no other test's listen(0) can be handed its port, so the restart gets it back.
+ */
+async function redisPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/** Up means Redis itself answers: a PING gets +PONG (not merely something listening). */
+function pong(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1_000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('data', (data: Buffer) => done(data.toString().startsWith('+PONG')));
+    socket.once('connect', () => socket.write('PING\r\n'));
+  });
+}
+
 export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort();
+  const port = await redisPort();
   const dir = mkdtempSync(join(tmpdir(), 'egress-gate-redis-'));
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--protected-mode', 'yes'], { stdio: 'ignore' });
     await waitForPort(port, true);
+    for (let i = 0; i < 100 && !(await pong(port)); i++) await new Promise((r) => setTimeout(r, 50));
+    if (child?.exitCode !== null || !(await pong(port))) throw new Error(`redis-server did not come up on ${port}`);
   };
   const stop = async (): Promise<void> => {
     if (!child || child.exitCode !== null) return;

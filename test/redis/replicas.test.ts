@@ -69,8 +69,16 @@ describe('two replicas on one Redis', () => {
     expect((await api(b.adminUrl, 'POST', '/v1/sessions', { environment: 'shared' })).status).toBe(503);
 
     await redis.start();
-    await eventually(async () => (await api(a.adminUrl, 'PUT', '/v1/environments/shared', { access: 'custom', allowedDomains: ['api.example.com'], allowedPorts: [upstream.port] })).status === 200, 10_000);
-    for (const replica of [a, b]) await eventually(async () => (await reach(replica, session, 'api.example.com')) === 200, 10_000);
+    // Generous: under a full test run on two cores, reconnection can take seconds.
+    let last: unknown;
+    await eventually(async () => {
+      const answer = await api(a.adminUrl, 'PUT', '/v1/environments/shared', { access: 'custom', allowedDomains: ['api.example.com'], allowedPorts: [upstream.port] });
+      last = answer.body;
+      return answer.status === 200;
+    }, 30_000).catch((error: Error) => {
+      throw new Error(`${error.message}; last answer: ${JSON.stringify(last)}`);
+    });
+    for (const replica of [a, b]) await eventually(async () => (await reach(replica, session, 'api.example.com')) === 200, 30_000);
     expect((await api(b.adminUrl, 'GET', '/v1/environments/shared')).body.allowedDomains).toEqual(['api.example.com']);
-  });
+  }, 120_000);
 });

@@ -3,6 +3,7 @@
 // a second; an outage keeps the last policy serving and refuses writes; recovery resyncs.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
 import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -67,6 +68,26 @@ describe('replicas sharing Redis', () => {
     expect(statuses.filter((s) => s === 429)).toHaveLength(8);
   });
 
+  it('a session at maxConnections on A gets 429 for one more tunnel on B, and is served again when one closes', async () => {
+    await a.runtime.store.putEnvironment({ id: 'capped', name: 'capped', access: 'custom', allowedDomains: ['api.example.com'], includeDefaults: false, deniedDomains: [], archived: false, allowedPorts: [upstream.port], rateLimit: { maxConnections: 2 } });
+    const session = await newSession(a, 'capped');
+    await eventually(() => b.runtime.environment('capped') !== undefined && b.runtime.store.getSession(session.id) !== undefined, 1_000);
+    const hold = (gate: Gate) =>
+      new Promise<Socket>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: gate.proxyPort });
+        socket.once('error', reject);
+        socket.once('data', (d: Buffer) => (d.toString().startsWith('HTTP/1.1 200') ? resolve(socket) : reject(new Error(d.toString()))));
+        socket.write(`CONNECT api.example.com:${upstream.port} HTTP/1.1\r\n${session.auth}\r\n\r\n`);
+      });
+    const held = [await hold(a), await hold(a)];
+    const refused = await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth]);
+    expect(refused.status).toBe(429);
+    expect(refused.headers['x-deny-reason']).toBe('rate_limited');
+    held[0]!.destroy();
+    await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 5_000);
+    held[1]!.destroy();
+  });
+
   it('Redis down: both keep serving under the last policy and writes fail; back: writes work and both agree', async () => {
     const session = await newSession(a, 'web');
     await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 1_000);
@@ -84,10 +105,10 @@ describe('replicas sharing Redis', () => {
       } catch {
         return false;
       }
-    }, 10_000);
+    }, 30_000);
     for (const gate of [a, b]) {
-      await eventually(async () => (await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).status === 200, 5_000);
+      await eventually(async () => (await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).status === 200, 30_000);
       expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status).toBe(403);
     }
-  });
+  }, 120_000);
 });
