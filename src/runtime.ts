@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from './config/types.js';
-import { packageRoot } from './config/load.js';
+import { loadConfig, packageRoot } from './config/load.js';
+import { applyLiveConfig } from './config/live.js';
 import { Limits } from './limits.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -136,9 +137,12 @@ export class Runtime {
     const inputs = readPolicyInputs(config);
     if (!inputs.ok) {
       this.metrics.policyReloads.inc({ result: 'failure' });
+      for (const problem of inputs.problems) this.log.warn({ file: problem.file, errors: problem.errors }, 'policy file refused; last good policy kept');
       return { ok: false, problems: inputs.problems };
     }
     this.defaults = inputs.defaults;
+    this.config = config;
+    this.store.replaceConfigured(inputs.environments);
     this.compileCache = new WeakMap();
     let report;
     try {
@@ -150,6 +154,19 @@ export class Runtime {
     this.metrics.policyReloads.inc({ result: report.problems.length > 0 ? 'failure' : 'success' });
     for (const problem of report.problems) this.log.warn({ file: problem.file, errors: problem.errors }, 'policy file refused; last good policy kept');
     return report.problems.length > 0 ? { ok: false, problems: report.problems } : { ok: true };
+  }
+
+  /** POST /v1/reload: the config file read again and its policy inputs applied, then every state file. */
+  async reloadFromFile(): Promise<ReloadResult & { restartNeeded: string[] }> {
+    const loaded = loadConfig(this.config.file);
+    if (!loaded.ok) {
+      this.metrics.policyReloads.inc({ result: 'failure' });
+      this.log.warn({ file: loaded.file, errors: loaded.errors }, 'config file refused; last good policy kept');
+      return { ok: false, problems: [{ file: loaded.file, errors: loaded.errors }], restartNeeded: [] };
+    }
+    const { config, restartNeeded } = applyLiveConfig(this.config, loaded.config);
+    if (restartNeeded.length > 0) this.log.warn({ keys: restartNeeded }, 'config keys changed that take effect at the next restart');
+    return { ...(await this.reload(config)), restartNeeded };
   }
 
   /** Compiles the store's view into a new snapshot, swaps it in, and closes what it refuses. */
@@ -187,7 +204,14 @@ export class Runtime {
     const proxy = await this.proxy.listen(this.config.proxy.listen.host, this.config.proxy.listen.port);
     this.bound = proxy;
     if (this.store instanceof FileStateStore) {
-      this.stopWatching = watchFolder(this.store.environmentsDir, () => void this.reloadState());
+      const store = this.store;
+      this.stopWatching = watchFolder(store.environmentsDir, (names) => {
+        void (async () => {
+          // Most events are this process's own API writes, already in force.
+          if (names && !(await store.changedOnDisk(names).catch(() => true))) return;
+          await this.reloadState();
+        })();
+      });
     }
     let admin: string | undefined;
     if (adminStart) {

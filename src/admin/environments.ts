@@ -7,10 +7,13 @@ import { validateEnvironment } from '../policy/environment.js';
 import type { Runtime } from '../runtime.js';
 import { sendError } from './errors.js';
 
+/** SPEC §3: 1–64 of [a-z0-9_-]. The id is also a file name, so nothing else ever reaches the disk. */
+export const idPattern = '^[a-z0-9_-]{1,64}$';
+
 export const idParams = {
   type: 'object',
   required: ['id'],
-  properties: { id: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' } },
+  properties: { id: { type: 'string', pattern: idPattern } },
 } as const;
 
 export function environmentRoutes(app: FastifyInstance, runtime: Runtime): void {

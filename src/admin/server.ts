@@ -6,7 +6,10 @@ import type { Runtime } from '../runtime.js';
 import { bearerMatches, resolveAdminToken } from './auth.js';
 import { environmentRoutes } from './environments.js';
 import { errorHandler, sendError } from './errors.js';
-import { policyToolRoutes } from './policy-tools.js';
+import { caRoutes } from './ca.js';
+import { checkRoutes } from './check.js';
+import { defaultsRoutes } from './defaults.js';
+import { reloadRoutes } from './reload.js';
 import { sessionRoutes } from './sessions.js';
 
 const open = new Set(['/healthz', '/metrics']);
@@ -21,6 +24,14 @@ export async function startAdmin(runtime: Runtime): Promise<{ address: string; c
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false } },
   });
   app.setErrorHandler(errorHandler);
+  // POST /v1/reload and /archive take no body, but scripts send `content-type: application/json`
+  // on every call: an empty JSON body is no body, not an error. Anything else goes through
+  // Fastify's own parser (which refuses __proto__ and constructor.prototype keys).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else json(request, body as string, done);
+  });
   app.setNotFoundHandler((request, reply) => sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`));
   app.addHook('onRequest', async (request, reply) => {
     if (open.has(request.url.split('?')[0] ?? '')) return;
@@ -37,7 +48,10 @@ export async function startAdmin(runtime: Runtime): Promise<{ address: string; c
   });
   environmentRoutes(app, runtime);
   sessionRoutes(app, runtime, () => runtime.proxyAddress());
-  policyToolRoutes(app, runtime);
+  checkRoutes(app, runtime);
+  reloadRoutes(app, runtime);
+  defaultsRoutes(app, runtime);
+  caRoutes(app, runtime);
 
   const { host, port } = runtime.config.admin.listen;
   const address = await app.listen({ host, port });

@@ -8,9 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { hashGitToken } from '../github/gateway.js';
 import { validateGitScope, type GitScope } from '../github/scope.js';
 import { sendError } from './errors.js';
-import { idParams } from './environments.js';
+import { idParams, idPattern } from './environments.js';
 
-const sessionParams = { ...idParams, properties: { id: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' } } };
 
 /** What an API answer may say about a session: never the token, never its hash. */
 export function describeSession(session: Session): Record<string, unknown> {
@@ -30,7 +29,7 @@ export function sessionRoutes(app: FastifyInstance, runtime: Runtime, proxyAddre
           type: 'object',
           required: ['environment'],
           additionalProperties: false,
-          properties: { environment: { type: 'string', pattern: '^[a-z0-9_-]{1,64}$' }, git: { type: 'object' } },
+          properties: { environment: { type: 'string', pattern: idPattern }, git: { type: 'object' } },
         },
       },
     },
@@ -53,12 +52,12 @@ export function sessionRoutes(app: FastifyInstance, runtime: Runtime, proxyAddre
     },
   );
 
-  app.get<{ Params: { id: string } }>('/v1/sessions/:id', { schema: { params: sessionParams } }, async (request, reply) => {
+  app.get<{ Params: { id: string } }>('/v1/sessions/:id', { schema: { params: idParams } }, async (request, reply) => {
     const session = store.getSession(request.params.id);
     return session ? describeSession(session) : sendError(reply, 404, `unknown session "${request.params.id}"`);
   });
 
-  app.delete<{ Params: { id: string } }>('/v1/sessions/:id', { schema: { params: sessionParams } }, async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/v1/sessions/:id', { schema: { params: idParams } }, async (request, reply) => {
     if (!store.getSession(request.params.id)) return sendError(reply, 404, `unknown session "${request.params.id}"`);
     await store.deleteSession(request.params.id);
     return reply.code(204).send();

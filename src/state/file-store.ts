@@ -23,7 +23,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
   readonly environmentsDir: string;
   readonly sessionsDir: string;
   /** Environments from the config file: the base layer that files in stateDir override. */
-  private readonly configured: Map<string, EnvironmentPolicy>;
+  private configured: Map<string, EnvironmentPolicy>;
   private fromFiles = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
   private writeChains = new Map<string, Promise<unknown>>();
@@ -34,6 +34,9 @@ export class FileStateStore extends EventEmitter implements StateStore {
   afterWrite: () => Promise<void> = async () => {};
   /** Bumped by every write, so a re-read that raced a write does not put back what it replaced. */
   private generation = 0;
+  /** Re-reads under way (by the generation they started at), and what was written meanwhile. */
+  private readsInFlight = new Set<{ startedAt: number }>();
+  private writtenDuringRead = new Map<string, number>();
 
   constructor(readonly stateDir: string, configured: EnvironmentPolicy[] = []) {
     super();
@@ -47,15 +50,35 @@ export class FileStateStore extends EventEmitter implements StateStore {
    * version (if this process had one) stays in force: a typo never opens or closes the gates.
    */
   async load(): Promise<LoadReport> {
-    for (let attempt = 0; ; attempt++) {
-      const before = this.generation;
-      const read = await this.readAll();
-      if (this.generation !== before && attempt < 10) continue;
-      this.fromFiles = read.environments;
-      this.sessions = read.sessions;
+    const read = { startedAt: this.generation };
+    this.readsInFlight.add(read);
+    try {
+      const found = await this.readAll();
+      // A write acknowledged while the folder was being read is newer than what the read saw
+      // (it may have read the file just before the rename): memory keeps the acknowledged state,
+      // so a re-read never revives a revoked session or undoes a PUT. Retrying the read instead
+      // can starve under a steady stream of writes.
+      for (const [key, generation] of this.writtenDuringRead) {
+        if (generation <= read.startedAt) continue;
+        const id = key.slice(key.indexOf(':') + 1);
+        if (key.startsWith('env:')) keepWritten(found.environments, this.fromFiles, id);
+        else keepWritten(found.sessions, this.sessions, id);
+      }
+      this.fromFiles = found.environments;
+      this.sessions = found.sessions;
       this.emit('change');
-      return { environments: this.listEnvironments(true).length, sessions: read.sessions.size, problems: read.problems };
+      return { environments: this.listEnvironments(true).length, sessions: found.sessions.size, problems: found.problems };
+    } finally {
+      this.readsInFlight.delete(read);
+      const oldest = Math.min(...[...this.readsInFlight].map((r) => r.startedAt));
+      for (const [key, generation] of this.writtenDuringRead) if (generation <= oldest || this.readsInFlight.size === 0) this.writtenDuringRead.delete(key);
     }
+  }
+
+  /** Every acknowledged write goes through here, after memory was updated. */
+  private written(key: string): void {
+    this.generation++;
+    if (this.readsInFlight.size > 0) this.writtenDuringRead.set(key, this.generation);
   }
 
   private async readAll(): Promise<{ environments: Map<string, EnvironmentPolicy>; sessions: Map<string, Session>; problems: FileProblem[] }> {
@@ -63,7 +86,10 @@ export class FileStateStore extends EventEmitter implements StateStore {
     await mkdir(this.sessionsDir, { recursive: true, mode: 0o700 });
     const problems: FileProblem[] = [];
     const environments = new Map<string, EnvironmentPolicy>();
-    for (const name of (await readdir(this.environmentsDir)).sort()) {
+    const names = (await readdir(this.environmentsDir)).sort();
+    const present = new Set(names.map((name) => join(this.environmentsDir, name)));
+    for (const file of this.parsed.keys()) if (!present.has(file)) this.parsed.delete(file);
+    for (const name of names) {
       const match = environmentFile.exec(name);
       if (!match) continue;
       const id = match[1] as string;
@@ -92,6 +118,10 @@ export class FileStateStore extends EventEmitter implements StateStore {
     return { environments, sessions, problems };
   }
 
+  replaceConfigured(policies: EnvironmentPolicy[]): void {
+    this.configured = new Map(policies.map((p) => [p.id, p]));
+  }
+
   listEnvironments(includeArchived: boolean): EnvironmentPolicy[] {
     const merged = new Map(this.configured);
     for (const [id, policy] of this.fromFiles) merged.set(id, policy);
@@ -113,6 +143,22 @@ export class FileStateStore extends EventEmitter implements StateStore {
     return result;
   }
 
+  /**
+   * Whether any of these files of environments/ differs from what this process last read or
+   * wrote. The folder watch sees this process's own writes too; re-reading the whole state for
+   * each of them would scan every session file per API write and count reloads that changed nothing.
+   */
+  async changedOnDisk(names: string[]): Promise<boolean> {
+    for (const name of names) {
+      if (!environmentFile.test(name)) continue;
+      const file = join(this.environmentsDir, name);
+      const info = await stat(file).catch(() => undefined);
+      const known = this.parsed.get(file);
+      if (!info ? known !== undefined : !known || known.size !== info.size || known.mtimeMs !== info.mtimeMs) return true;
+    }
+    return false;
+  }
+
   getEnvironment(id: string): EnvironmentPolicy | undefined {
     return this.fromFiles.get(id) ?? this.configured.get(id);
   }
@@ -128,10 +174,10 @@ export class FileStateStore extends EventEmitter implements StateStore {
       const info = await stat(file);
       this.parsed.set(file, { size: info.size, mtimeMs: info.mtimeMs, result: { ok: true, value: policy } });
       // A hand-written .yml/.json of the same id would shadow this write on the next load.
-      for (const ext of ['yml', 'json']) await removeFileDurably(join(this.environmentsDir, `${policy.id}.${ext}`));
+      for (const ext of ['yml', 'json']) await this.removeEnvironmentFile(`${policy.id}.${ext}`);
       this.fromFiles.set(policy.id, policy);
       this.emit('change');
-      this.generation++;
+      this.written(`env:${policy.id}`);
       await this.afterWrite();
     });
   }
@@ -139,13 +185,19 @@ export class FileStateStore extends EventEmitter implements StateStore {
   deleteEnvironment(id: string): Promise<boolean> {
     return this.serialise(`env:${id}`, async () => {
       let removed = false;
-      for (const ext of ['yaml', 'yml', 'json']) removed = (await removeFileDurably(join(this.environmentsDir, `${id}.${ext}`))) || removed;
+      for (const ext of ['yaml', 'yml', 'json']) removed = (await this.removeEnvironmentFile(`${id}.${ext}`)) || removed;
       const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
       if (known) this.emit('change');
-      this.generation++;
+      this.written(`env:${id}`);
       await this.afterWrite();
       return known;
     });
+  }
+
+  private async removeEnvironmentFile(name: string): Promise<boolean> {
+    const file = join(this.environmentsDir, name);
+    this.parsed.delete(file);
+    return removeFileDurably(file);
   }
 
   getSession(id: string): Session | undefined {
@@ -161,7 +213,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       await writeFileAtomic(join(this.sessionsDir, `${session.id}.json`), `${JSON.stringify(session, null, 2)}\n`);
       this.sessions.set(session.id, session);
       this.emit('change');
-      this.generation++;
+      this.written(`session:${session.id}`);
       await this.afterWrite();
     });
   }
@@ -171,7 +223,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       const removed = await removeFileDurably(join(this.sessionsDir, `${id}.json`));
       const known = this.sessions.delete(id) || removed;
       if (known) this.emit('change');
-      this.generation++;
+      this.written(`session:${id}`);
       await this.afterWrite();
       return known;
     });
@@ -215,4 +267,10 @@ function parseJsonOrYaml(text: string): unknown {
   } catch {
     return parseYaml(text, { uniqueKeys: true });
   }
+}
+
+function keepWritten<T>(found: Map<string, T>, memory: Map<string, T>, id: string): void {
+  const value = memory.get(id);
+  if (value === undefined) found.delete(id);
+  else found.set(id, value);
 }

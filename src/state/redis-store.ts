@@ -40,7 +40,7 @@ function connect(url: string): Redis {
 export class RedisStateStore extends EventEmitter implements StateStore {
   private readonly client: Redis;
   private readonly subscriber: Redis;
-  private readonly configured: Map<string, EnvironmentPolicy>;
+  private configured: Map<string, EnvironmentPolicy>;
   private environments = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
   private readonly keys: { environments: string; sessions: string; changes: string };
@@ -191,6 +191,10 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     const failed = results?.find(([error]) => error);
     if (!results || failed) throw new StoreUnavailableError(`redis: ${failed?.[0]?.message ?? 'transaction aborted'}`);
     return value !== null || Number(results[0]?.[1]) > 0;
+  }
+
+  replaceConfigured(policies: EnvironmentPolicy[]): void {
+    this.configured = new Map(policies.map((p) => [p.id, p]));
   }
 
   listEnvironments(includeArchived: boolean): EnvironmentPolicy[] {

@@ -28,6 +28,8 @@ export class StoreUnavailableError extends Error {
 
 export interface StateStore extends EventEmitter {
   load(): Promise<LoadReport>;
+  /** The environments declared in the config file (the layer stored ones override); in force after the next load(). */
+  replaceConfigured(policies: EnvironmentPolicy[]): void;
   listEnvironments(includeArchived: boolean): EnvironmentPolicy[];
   getEnvironment(id: string): EnvironmentPolicy | undefined;
   putEnvironment(policy: EnvironmentPolicy): Promise<void>;

@@ -4,8 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { api } from '../helpers/admin.js';
+import { adminToken, api } from '../helpers/admin.js';
 import { egressGate } from '../cli/cli.js';
+import { cleanEnv, run } from '../helpers/run.js';
 import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, parseResponseHead, rawConnect, rawExchange } from '../helpers/raw.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
@@ -52,6 +53,47 @@ describe('authentication', () => {
   });
 });
 
+describe('every route but /healthz and /metrics needs the token', () => {
+  it.each([
+    ['GET', '/v1/environments', undefined],
+    ['GET', '/v1/environments/web', undefined],
+    ['PUT', '/v1/environments/web', { access: 'full' }],
+    ['PUT', '/v1/environments/web', { access: 'not even valid' }],
+    ['DELETE', '/v1/environments/web', undefined],
+    ['POST', '/v1/environments/web/archive', undefined],
+    ['POST', '/v1/environments/web/unarchive', undefined],
+    ['POST', '/v1/sessions', { environment: 'web' }],
+    ['GET', '/v1/sessions/ses_x', undefined],
+    ['DELETE', '/v1/sessions/ses_x', undefined],
+    ['GET', '/v1/check?environment=web&url=example.com', undefined],
+    ['POST', '/v1/reload', undefined],
+    ['GET', '/v1/defaults', undefined],
+    ['GET', '/v1/ca.pem', undefined],
+    ['GET', '/v1/nothing-here', undefined],
+    ['GET', '/healthz/', undefined],
+    ['GET', '/%68ealthz', undefined],
+  ])('%s %s without a token: 401, before anything else is looked at', async (method, path, body) => {
+    for (const token of [null, 'wrong', `${adminToken} `.repeat(2)]) {
+      const answer = await api(gate, method, path, body, token);
+      expect(answer.status).toBe(401);
+      expect(answer.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(answer.body.error).toMatch(/bearer token/);
+    }
+    expect((await api(gate, 'GET', '/v1/environments/web', undefined)).status).toBe(404);
+  });
+
+  it.each([
+    ['lower-case scheme', `bearer ${adminToken}`, 200],
+    ['Basic scheme', `Basic ${Buffer.from(`x:${adminToken}`).toString('base64')}`, 401],
+    ['token alone', adminToken, 401],
+    ['prefix of the token', `Bearer ${adminToken.slice(0, -1)}`, 401],
+  ])('%s → %i', async (_name, header, expected) => {
+    const response = await fetch(`${gate.adminUrl}/v1/environments`, { headers: { authorization: header } });
+    expect(response.status).toBe(expected);
+    await response.arrayBuffer();
+  });
+});
+
 describe('environments and sessions change the wire at once', () => {
   it('a session created through the API is allowed and refused as its environment says; a PUT changes that for the very next request', async () => {
     expect((await api(gate, 'PUT', '/v1/environments/web', env('web'))).status).toBe(201);
@@ -69,6 +111,21 @@ describe('environments and sessions change the wire at once', () => {
     expect((await api(gate, 'PUT', '/v1/environments/web', env('web', { access: 'trusted' }))).status).toBe(200);
     expect(await status(session, 'registry.npmjs.org')).toBe('allowed');
     expect(await status(session, 'other.example.com')).toBe('host_not_allowed');
+  });
+
+  it('curl with the proxyUrl exactly as the API returned it: allowed and refused as the environment says, tunnelled or not', async () => {
+    await api(gate, 'PUT', '/v1/environments/curl-env', env('curl-env'));
+    const { proxyUrl } = (await api(gate, 'POST', '/v1/sessions', { environment: 'curl-env' })).body as { proxyUrl: string };
+    const curl = (flags: string[], host: string) =>
+      run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{http_connect}', ...flags, '-x', proxyUrl, `http://${host}:${upstream.port}/`], { env: cleanEnv() });
+    expect((await curl([], 'api.example.com')).stdout).toBe('200 000');
+    expect((await curl(['-p'], 'api.example.com')).stdout).toBe('200 200');
+    expect((await curl([], 'registry.npmjs.org')).stdout).toBe('403 000');
+    const tunnel = await curl(['-p'], 'registry.npmjs.org');
+    expect(tunnel.stdout).toMatch(/ 403$/);
+    expect((await api(gate, 'PUT', '/v1/environments/curl-env', env('curl-env', { allowedDomains: ['registry.npmjs.org'] }))).status).toBe(200);
+    expect((await curl(['-p'], 'registry.npmjs.org')).stdout).toBe('200 200');
+    expect((await curl([], 'api.example.com')).stdout).toBe('403 000');
   });
 
   it('reads back environments and sessions, never the token', async () => {
@@ -168,10 +225,68 @@ describe('error paths', () => {
     ['GET', '/v1/check?environment=web&url=exa%20mple.com', undefined, 400, /url:/],
     ['GET', '/v1/nothing-here', undefined, 404, /no route/],
     ['PUT', '/v1/environments/web', '{not json', 400, /.+/],
+    ['PUT', '/v1/environments/web', ['access', 'full'], 400, /invalid request/],
+    ['PUT', '/v1/environments/web', 'null', 400, /.+/],
+    ['PUT', '/v1/environments/nope', undefined, 400, /.+/],
+    ['PUT', '/v1/environments/Web', { access: 'full' }, 400, /invalid request/],
+    ['PUT', '/v1/environments/..%2Fsessions%2Fx', { access: 'full' }, 400, /invalid request/],
+    ['DELETE', '/v1/environments/a.b', undefined, 400, /invalid request/],
+    ['POST', '/v1/environments/UPPER/archive', undefined, 400, /invalid request/],
+    ['POST', '/v1/environments/UPPER/unarchive', undefined, 400, /invalid request/],
+    ['POST', '/v1/environments/nope/unarchive', undefined, 404, /unknown environment/],
+    ['GET', '/v1/sessions/ses%20x', undefined, 400, /invalid request/],
+    ['DELETE', '/v1/sessions/' + 'x'.repeat(65), undefined, 400, /invalid request/],
+    ['DELETE', '/v1/sessions/nope', undefined, 404, /unknown session/],
+    ['POST', '/v1/sessions', { environment: '../web' }, 400, /invalid request/],
+    ['GET', '/v1/check?environment=Bad%20Id&url=example.com', undefined, 400, /invalid request/],
+    ['GET', '/v1/check?url=example.com', undefined, 400, /invalid request/],
+    ['GET', '/v1/environments?archived=perhaps', undefined, 400, /invalid request/],
   ])('%s %s → %i', async (method, path, body, expected, message) => {
     const answer = await api(gate, method as string, path as string, body);
     expect(answer.status).toBe(expected);
     expect(answer.body.error).toMatch(message as RegExp);
+  });
+
+  it('400 answers name the path of what was wrong', async () => {
+    const badId = await api(gate, 'GET', '/v1/environments/Bad%20Id');
+    expect(badId.body.errors).toEqual([expect.objectContaining({ path: 'params.id', message: expect.stringContaining('pattern') })]);
+    const session = await api(gate, 'POST', '/v1/sessions', { extra: 1 });
+    expect(session.body.errors.map((e: { path: string }) => e.path)).toEqual(expect.arrayContaining(['body.environment', 'body.extra']));
+  });
+
+  it('a body id that is not the URL id is refused; a matching one is accepted', async () => {
+    const other = await api(gate, 'PUT', '/v1/environments/named', { id: 'other', access: 'full' });
+    expect(other.status).toBe(400);
+    expect(other.body.errors).toEqual([expect.objectContaining({ path: 'id' })]);
+    expect((await api(gate, 'GET', '/v1/environments/other')).status).toBe(404);
+    expect((await api(gate, 'PUT', '/v1/environments/named', { id: 'named', access: 'full' })).status).toBe(201);
+    expect((await api(gate, 'GET', '/v1/environments/named')).body).toMatchObject({ id: 'named', access: 'full' });
+  });
+
+  it.each([
+    ['text/plain', 'access: full', 400, /invalid request/],
+    ['application/x-www-form-urlencoded', 'access=full', 415, /unsupported media type/i],
+    ['application/json', '', 400, /invalid request/],
+    [undefined, undefined, 400, /invalid request/],
+  ])('a PUT body of %s %j: %i', async (type, body, expected, message) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${adminToken}` };
+    if (type) headers['content-type'] = type;
+    const response = await fetch(`${gate.adminUrl}/v1/environments/web`, { method: 'PUT', headers, body });
+    expect(response.status).toBe(expected);
+    expect((await response.json()).error).toMatch(message);
+  });
+
+  it('a POST that takes no body accepts an empty one sent as JSON', async () => {
+    await api(gate, 'PUT', '/v1/environments/empty-body', env('empty-body'));
+    const response = await fetch(`${gate.adminUrl}/v1/environments/empty-body/archive`, { method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: '' });
+    expect(response.status).toBe(200);
+    expect((await response.json()).archived).toBe(true);
+  });
+
+  it('__proto__ in a body is refused, not merged', async () => {
+    const answer = await api(gate, 'PUT', '/v1/environments/proto', '{"access":"full","__proto__":{"archived":true}}');
+    expect(answer.status).toBe(400);
+    expect((await api(gate, 'GET', '/v1/environments/proto')).status).toBe(404);
   });
 
   it('an invalid environment body gets 400 with every error and its path, and changes nothing', async () => {

@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { validateEnvironment } from '../../src/policy/environment.js';
+import { parseSessionFile } from '../../src/state/sessions.js';
 import { api } from '../helpers/admin.js';
 import { tempDir, writeConfig } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
@@ -36,6 +37,7 @@ describe('durable state', () => {
     const config = writeConfig(dir, {});
     const first = await serve(config);
     const acknowledged: number[] = [];
+    const sessions: { id: string; token: string }[] = [];
     let stop = false;
     const writers = [0, 1, 2, 3].map(async (lane) => {
       for (let i = 0; !stop && i < 2_000; i++) {
@@ -48,6 +50,9 @@ describe('durable state', () => {
         }
         try {
           await api(first.adminUrl, 'PUT', `/v1/environments/lane-${lane}-${i % 5}`, { access: 'trusted', name: `lane ${lane} #${i}` });
+          const session = await api(first.adminUrl, 'POST', '/v1/sessions', { environment: 'storm' });
+          if (session.status === 201) sessions.push(session.body);
+          if (i % 3 === 0 && sessions.length > 1) await api(first.adminUrl, 'DELETE', `/v1/sessions/${sessions.shift()!.id}`);
         } catch {
           return;
         }
@@ -66,6 +71,13 @@ describe('durable state', () => {
       const parsed = validateEnvironment(parse(readFileSync(join(envDir, name), 'utf8')), name.replace(/\.yaml$/, ''));
       expect(parsed.ok, name).toBe(true);
     }
+    const sessionDir = join(dir, 'state', 'sessions');
+    const sessionFiles = readdirSync(sessionDir).filter((name) => !name.startsWith('.'));
+    expect(sessionFiles.length).toBeGreaterThan(0);
+    for (const name of sessionFiles) {
+      const parsed = parseSessionFile(JSON.parse(readFileSync(join(sessionDir, name), 'utf8')));
+      expect(typeof parsed, name).toBe('object');
+    }
     const onDisk = parse(readFileSync(join(envDir, 'storm.yaml'), 'utf8')) as { allowedDomains: string[] };
     const version = Number(/^v(\d+)\./.exec(onDisk.allowedDomains[0]!)![1]);
     // Either the last write acknowledged (writes to one environment are serialised, so the last
@@ -77,6 +89,9 @@ describe('durable state', () => {
 
     const second = await serve(config);
     expect((await api(second.adminUrl, 'GET', '/v1/environments/storm')).body.allowedDomains).toEqual(onDisk.allowedDomains);
+    // Every session acknowledged and not revoked before the kill is still there.
+    // (A revocation in flight at the kill was taken off the list before it was sent.)
+    for (const session of sessions) expect((await api(second.adminUrl, 'GET', `/v1/sessions/${session.id}`)).status).toBe(200);
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   });

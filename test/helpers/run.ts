@@ -23,6 +23,8 @@ export function run(command: string, args: string[], options: { env?: NodeJS.Pro
       const stdoutBytes = Buffer.concat(out);
       resolve({ code, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes });
     });
+    // A command that exits without reading its input (curl, git) makes this write EPIPE: not a failure.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }
