@@ -12,7 +12,7 @@ import { TLSSocket } from 'node:tls';
 import { canonicalIp } from '../policy/addresses.js';
 import { normalizeHost } from '../policy/domains.js';
 import type { Target } from '../policy/types.js';
-import { ContentRefusal, checkRequestHead, createBodyFilter } from '../proxy/content-check.js';
+import { checkRequestHead, streamBody } from '../proxy/content-check.js';
 import type { DecisionRecord, ProxyContext } from '../proxy/context.js';
 import { endToEndHeaders } from '../proxy/headers.js';
 import { parseProxyAuthorization } from '../proxy/identity.js';
@@ -217,20 +217,18 @@ async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerR
   source.on('data', (chunk: Buffer) => {
     bytesUp += chunk.length;
   });
-  const filter = createBodyFilter(env, ctx.secretFormats, target, (kind) => {
-    record.detail = `secret_logged:${kind}`;
+  streamBody(source, upstreamReq, {
+    env,
+    formats: ctx.secretFormats,
+    target,
+    onLogged: (kind) => {
+      record.detail = `secret_logged:${kind}`;
+    },
+    onRefused: (error) => {
+      done = true;
+      refuseResponse(res, { reason: error.reason, host: target.host, environment: record.environment }, true);
+      ctx.observer.decision({ ...record, decision: 'deny', reason: error.reason, rule: error.rule, bytesUp, durationMs: Math.round(performance.now() - started) });
+    },
+    isDone: () => done,
   });
-  if (!filter) {
-    source.pipe(upstreamReq);
-    return;
-  }
-  filter.on('error', (error: Error) => {
-    if (!(error instanceof ContentRefusal) || done) return;
-    // Refused mid-body: the upstream request is cut before its end, so it never completes.
-    done = true;
-    upstreamReq.destroy();
-    refuseResponse(res, { reason: error.reason, host: target.host, environment: record.environment }, true);
-    ctx.observer.decision({ ...record, decision: 'deny', reason: error.reason, rule: error.rule, bytesUp, durationMs: Math.round(performance.now() - started) });
-  });
-  source.pipe(filter).pipe(upstreamReq);
 }

@@ -3,7 +3,8 @@
 // scans and counts while streaming. Both answer with a Decision-like verdict; the caller
 // turns a refusal into bytes through refuse.ts like every other refusal.
 
-import { Transform, type TransformCallback } from 'node:stream';
+import type { ClientRequest } from 'node:http';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { decideRequest } from '../policy/content.js';
 import type { CompiledEnvironment } from '../policy/decide.js';
 import { findSecret, formatsFor, SecretScanner, type SecretFormat } from '../policy/secrets.js';
@@ -94,4 +95,29 @@ export function createBodyFilter(env: CompiledEnvironment, formats: readonly Sec
       else callback(null, rest && rest.length > 0 ? rest : undefined);
     },
   });
+}
+
+export interface BodyStream {
+  env: CompiledEnvironment;
+  formats: readonly SecretFormat[];
+  target: Target;
+  onLogged: (kind: string) => void;
+  /** A refusal mid-body; the upstream request has already been cut, so it never completes. */
+  onRefused: (refusal: ContentRefusal) => void;
+  isDone: () => boolean;
+}
+
+/** Streams a request body upstream, through the content filter when the environment has one. */
+export function streamBody(source: Readable, upstreamReq: ClientRequest, options: BodyStream): void {
+  const filter = createBodyFilter(options.env, options.formats, options.target, options.onLogged);
+  if (!filter) {
+    source.pipe(upstreamReq);
+    return;
+  }
+  filter.on('error', (error: Error) => {
+    if (!(error instanceof ContentRefusal) || options.isDone()) return;
+    upstreamReq.destroy();
+    options.onRefused(error);
+  });
+  source.pipe(filter).pipe(upstreamReq);
 }

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { admit } from './admit.js';
 import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
-import { ContentRefusal, checkRequestHead, createBodyFilter } from './content-check.js';
+import { checkRequestHead, streamBody } from './content-check.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
 import { plainUpstreamReason, relayUpstream } from './relay.js';
@@ -103,6 +103,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   // that refuses that target closes the connection rather than waiting for the next request.
   const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: () => socket.destroy() });
   let done = false;
+  let bytesUp = 0;
   let bytesDown = 0;
   const finish = (outcome: Partial<DecisionRecord> = {}): void => {
     if (done) return;
@@ -110,18 +111,16 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     socket.off('close', onClientGone);
     unregister();
     slot.release?.();
-    ctx.observer.forwardBytes(envId, upstreamBytes(), bytesDown);
-    ctx.observer.decision({ ...record, bytesUp: upstreamBytes(), bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
+    ctx.observer.forwardBytes(envId, bytesUp, bytesDown);
+    ctx.observer.decision({ ...record, bytesUp, bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
   };
   const onClientGone = (): void => {
     if (done) return;
     upstreamReq.destroy();
     finish({ detail: 'client closed early' });
   };
-  let sent = 0;
-  const upstreamBytes = (): number => sent;
   req.on('data', (chunk: Buffer) => {
-    sent += chunk.length;
+    bytesUp += chunk.length;
   });
 
   // Once the whole request is in, the upstream's timer governs (and answers 504): the client
@@ -150,19 +149,17 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   // 'close': without this, a client that pipelines and hangs up leaked its registry entry and
   // connection slot until the session hit its cap.
   socket.once('close', onClientGone);
-  const filter = createBodyFilter(admitted.environment, ctx.secretFormats, target, (kind) => {
-    record.detail = `secret_logged:${kind}`;
+  streamBody(req, upstreamReq, {
+    env: admitted.environment,
+    formats: ctx.secretFormats,
+    target,
+    onLogged: (kind) => {
+      record.detail = `secret_logged:${kind}`;
+    },
+    onRefused: (error) => {
+      refuseAndClose(res, socket, { reason: error.reason, host: target.host, environment: envId });
+      finish({ decision: 'deny', reason: error.reason, rule: error.rule });
+    },
+    isDone: () => done,
   });
-  if (!filter) {
-    req.pipe(upstreamReq);
-    return;
-  }
-  filter.on('error', (error: Error) => {
-    if (!(error instanceof ContentRefusal) || done) return;
-    // Refused mid-body: the upstream request is cut before its end, so it never completes.
-    upstreamReq.destroy();
-    refuseAndClose(res, socket, { reason: error.reason, host: target.host, environment: envId });
-    finish({ decision: 'deny', reason: error.reason, rule: error.rule });
-  });
-  req.pipe(filter).pipe(upstreamReq);
 }
