@@ -33,33 +33,24 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // An upstream CA and a leaf for every name the bench uses, as the upstream's own certificate.
 const dir = mkdtempSync(join(tmpdir(), 'egress-bench-inspect-'));
-const upstreamCa = (() => {
+/** A day-long certificate for a new key, issued by `issuer` (itself when absent). */
+function certificate(commonName, extensions, issuer) {
   const pair = rsaKeyPair(2048);
   const cert = forge.pki.createCertificate();
   cert.publicKey = pair.publicKey;
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = new Date(Date.now() - 3600_000);
   cert.validity.notAfter = new Date(Date.now() + 24 * 3600_000);
-  cert.setSubject([{ name: 'commonName', value: 'bench upstream CA' }]);
-  cert.setIssuer(cert.subject.attributes);
-  cert.setExtensions([{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, critical: true }]);
-  signCertificate(cert, pair.key);
-  return { cert, pem: forge.pki.certificateToPem(cert), key: pair.key };
-})();
+  cert.setSubject([{ name: 'commonName', value: commonName }]);
+  cert.setIssuer((issuer?.cert ?? cert).subject.attributes);
+  cert.setExtensions(extensions);
+  signCertificate(cert, issuer?.key ?? pair.key);
+  return { cert, pem: forge.pki.certificateToPem(cert), key: pair.key, keyPem: pair.keyPem };
+}
+const upstreamCa = certificate('bench upstream CA', [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, critical: true }]);
 const names = ['inspected.example.com', 'opaque.example.com', ...Array.from({ length: hostCount * 2 }, (_, i) => `h${i}.example.com`)];
-const upstreamLeaf = (() => {
-  const pair = rsaKeyPair(2048);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = pair.publicKey;
-  cert.serialNumber = randomSerial();
-  cert.validity.notBefore = new Date(Date.now() - 3600_000);
-  cert.validity.notAfter = new Date(Date.now() + 24 * 3600_000);
-  cert.setSubject([{ name: 'commonName', value: names[0] }]);
-  cert.setIssuer(upstreamCa.cert.subject.attributes);
-  cert.setExtensions([{ name: 'subjectAltName', altNames: names.map((value) => ({ type: 2, value })) }]);
-  signCertificate(cert, upstreamCa.key);
-  return { cert: forge.pki.certificateToPem(cert), key: pair.keyPem };
-})();
+const leaf = certificate(names[0], [{ name: 'subjectAltName', altNames: names.map((value) => ({ type: 2, value })) }], upstreamCa);
+const upstreamLeaf = { cert: leaf.pem, key: leaf.keyPem };
 const upstreamCaFile = join(dir, 'upstream-ca.pem');
 writeFileSync(upstreamCaFile, upstreamCa.pem);
 const body = Buffer.alloc(1024, 'x');
