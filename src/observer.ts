@@ -1,6 +1,6 @@
 // One decision record feeds the log line and the metrics, so the two never disagree.
 
-import type { Logger } from './log.js';
+import { createDecisionWriter, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { DecisionRecord, ProxyObserver } from './proxy/context.js';
 
@@ -13,6 +13,7 @@ export function createObserver(log: Logger, metrics: Metrics, knownEnvironment: 
   // A refused client can name any environment (a deleted one, a typo): only configured ids
   // become label values.
   const label = (environment: string): string => (environment && knownEnvironment(environment) ? environment : 'unknown');
+  const writeDecision = createDecisionWriter(log);
   const hosts = new Set<string>();
   const hostLabel = (host: string): string => {
     if (hosts.has(host)) return host;
@@ -20,21 +21,41 @@ export function createObserver(log: Logger, metrics: Metrics, knownEnvironment: 
     hosts.add(host);
     return host;
   };
+  // Label children kept per label set: prom-client sorts and hashes a label object on every
+  // call. Label values are bounded (configured environments, fixed reasons), and counters are
+  // never reset, so the children stay valid.
+  const requestCounters = new Map<string, { inc(): void }>();
+  const requestCounter = (environment: string, decision: string, reason: string): { inc(): void } => {
+    const key = `${environment}\n${decision}\n${reason}`;
+    let child = requestCounters.get(key);
+    if (!child) {
+      child = metrics.requests.labels({ environment, decision, reason });
+      requestCounters.set(key, child);
+    }
+    return child;
+  };
+  const byteCounters = new Map<string, { up: { inc(n: number): void }; down: { inc(n: number): void } }>();
   const bytes = (environment: string, kind: 'tunnel' | 'forward', up: number, down: number): void => {
-    metrics.bytes.inc({ environment, kind, direction: 'up' }, up);
-    metrics.bytes.inc({ environment, kind, direction: 'down' }, down);
+    const key = `${environment}\n${kind}`;
+    let pair = byteCounters.get(key);
+    if (!pair) {
+      pair = { up: metrics.bytes.labels({ environment, kind, direction: 'up' }), down: metrics.bytes.labels({ environment, kind, direction: 'down' }) };
+      byteCounters.set(key, pair);
+    }
+    pair.up.inc(up);
+    pair.down.inc(down);
   };
   return {
     decision(record: DecisionRecord) {
       const environment = label(record.environment);
-      metrics.requests.inc({ environment, decision: record.decision, reason: record.reason });
+      requestCounter(environment, record.decision, record.reason).inc();
       metrics.hostRequests?.inc({ environment, host: hostLabel(record.host), decision: record.decision });
       if (record.decisionSeconds !== undefined) metrics.decisionDuration.observe(record.decisionSeconds);
       if (record.reason === 'rate_limited') {
         metrics.rateLimited.inc({ environment, scope: String(record.rule ?? 'limit:session').replace(/^limit:/, '') });
         metrics.rateLimitedSessions.note(environment, record.session ?? 'anonymous');
       }
-      log.info({ ...record, msg: undefined }, 'decision');
+      writeDecision(record);
     },
     tunnelBytes(environment, up, down) {
       const env = label(environment);

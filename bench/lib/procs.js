@@ -58,8 +58,11 @@ export async function startBare() {
   return { port: Number(started.line.split(' ')[1]), pid: started.child.pid, stop: started.stop };
 }
 
-/** egress-gate on its production path: a session-less default environment, logs on stdout. */
-export async function startEgressGate(extraConfig = {}) {
+/**
+ * egress-gate on its production path: a session-less default environment, logs on stdout.
+ * `nodeArgs` go to node itself (`--cpu-prof`, say).
+ */
+export async function startEgressGate(extraConfig = {}, { nodeArgs = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'egress-bench-'));
   mkdirSync(join(dir, 'state'), { recursive: true });
   const [proxyPort, adminPort] = [await freePort(), await freePort()];
@@ -75,7 +78,7 @@ export async function startEgressGate(extraConfig = {}) {
   delete extraConfig.ports;
   const file = join(dir, 'egress.yaml');
   writeFileSync(file, stringify({ ...config, ...extraConfig }));
-  const started = await spawnNode([join(root, 'dist/cli.js'), 'serve', '--config', file]);
+  const started = await spawnNode([...nodeArgs, join(root, 'dist/cli.js'), 'serve', '--config', file]);
   return { port: proxyPort, adminUrl: `http://127.0.0.1:${adminPort}`, pid: started.child.pid, stop: started.stop };
 }
 

@@ -12,7 +12,7 @@ import { TLSSocket } from 'node:tls';
 import { canonicalIp } from '../policy/addresses.js';
 import { normalizeHost } from '../policy/domains.js';
 import type { Target } from '../policy/types.js';
-import { checkRequestHead, streamBody } from '../proxy/content-check.js';
+import { checkRequestHead, declaresBody, streamBody } from '../proxy/content-check.js';
 import type { DecisionRecord, ProxyContext } from '../proxy/context.js';
 import { endToEndHeaders } from '../proxy/headers.js';
 import { parseProxyAuthorization } from '../proxy/identity.js';
@@ -230,5 +230,6 @@ async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerR
       ctx.observer.decision({ ...record, decision: 'deny', reason: error.reason, rule: error.rule, bytesUp, durationMs: Math.round(performance.now() - started) });
     },
     isDone: () => done,
+    bodiless: gitBody === undefined && !declaresBody(req.headers),
   });
 }

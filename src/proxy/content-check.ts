@@ -3,7 +3,7 @@
 // scans and counts while streaming. Both answer with a Decision-like verdict; the caller
 // turns a refusal into bytes through refuse.ts like every other refusal.
 
-import type { ClientRequest } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { decideRequest } from '../policy/content.js';
 import type { CompiledEnvironment } from '../policy/decide.js';
@@ -105,11 +105,22 @@ export interface BodyStream {
   /** A refusal mid-body; the upstream request has already been cut, so it never completes. */
   onRefused: (refusal: ContentRefusal) => void;
   isDone: () => boolean;
+  /** The request declares no body: nothing to scan or count. */
+  bodiless?: boolean;
+}
+
+/**
+ * HTTP/1.1 requests have a body only when they declare one (RFC 9112 §6.3): most requests
+ * (GET, HEAD) do not, and need no filter built for them.
+ */
+export function declaresBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
 /** Streams a request body upstream, through the content filter when the environment has one. */
 export function streamBody(source: Readable, upstreamReq: ClientRequest, options: BodyStream): void {
-  const filter = createBodyFilter(options.env, options.formats, options.target, options.onLogged);
+  const filter = options.bodiless ? undefined : createBodyFilter(options.env, options.formats, options.target, options.onLogged);
   if (!filter) {
     source.pipe(upstreamReq);
     return;

@@ -37,12 +37,12 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'timeout'>
 export async function resolveTarget(host: string, options: DialOptions): Promise<Resolution> {
   const started = performance.now();
   let addresses: string[];
-  const literal = canonicalIp(host);
+  const literal = literalAddress(host);
   const override = options.resolve[host];
-  if (literal) {
-    addresses = [literal.address];
+  if (literal !== null) {
+    addresses = [literal];
   } else if (override !== undefined) {
-    addresses = [canonicalIp(override)?.address ?? override];
+    addresses = [literalAddress(override) ?? override];
   } else {
     try {
       const answer = await withTimeout(options.lookup ? options.lookup(host) : lookup(host, { all: true, verbatim: true }), options.dnsTimeoutMs);
@@ -54,10 +54,41 @@ export async function resolveTarget(host: string, options: DialOptions): Promise
     if (addresses.length === 0) return { ok: false, reason: 'dns_failure', detail: 'no address' };
   }
   for (const address of addresses) {
-    const verdict = checkAddress(address, options.exempt);
+    const verdict = addressVerdict(address, options.exempt);
     if (verdict.blocked) return { ok: false, reason: 'private_address', detail: `${address} is ${verdict.class}` };
   }
   return { ok: true, addresses, dnsMs: performance.now() - started };
+}
+
+// Parsing and classifying an address allocates a little every time, and every request asks
+// about the same few hosts and addresses: both answers are remembered, in maps forgotten
+// wholesale when a client walks through more names than REMEMBERED.
+const REMEMBERED = 4096;
+const literals = new Map<string, string | null>();
+const verdicts = new WeakMap<CidrSet, Map<string, ReturnType<typeof checkAddress>>>();
+
+function remember<V>(map: Map<string, V>, key: string, compute: () => V): V {
+  let value = map.get(key);
+  if (value === undefined && !map.has(key)) {
+    if (map.size >= REMEMBERED) map.clear();
+    value = compute();
+    map.set(key, value);
+  }
+  return value as V;
+}
+
+/** The canonical address when `host` is an IP literal in any spelling, else null. */
+function literalAddress(host: string): string | null {
+  return remember(literals, host, () => canonicalIp(host)?.address ?? null);
+}
+
+function addressVerdict(address: string, exempt: CidrSet): ReturnType<typeof checkAddress> {
+  let byAddress = verdicts.get(exempt);
+  if (!byAddress) {
+    byAddress = new Map();
+    verdicts.set(exempt, byAddress);
+  }
+  return remember(byAddress, address, () => checkAddress(address, exempt));
 }
 
 export type Dialled =

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { admit } from './admit.js';
 import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
-import { checkRequestHead, streamBody } from './content-check.js';
+import { checkRequestHead, declaresBody, streamBody } from './content-check.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
 import { plainUpstreamReason, relayUpstream } from './relay.js';
@@ -16,7 +16,8 @@ import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.j
 
 export function createUpstreamAgent(): Agent {
   // Pooled by checked address and port: a pooled socket is only reused for the same address.
-  return new Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 60_000 });
+  // noDelay here rather than per request: a pooled socket is set once, when it is made.
+  return new Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 60_000, noDelay: true });
 }
 
 // Requests pipelined behind one answered with "Connection: close" were already dispatched by
@@ -28,6 +29,12 @@ const closing = new WeakSet<Socket>();
 function refuseAndClose(res: ServerResponse, socket: Socket, refusal: Refusal): void {
   closing.add(socket);
   refuseResponse(res, refusal, true);
+}
+
+function hostLines(rawHeaders: string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() === 'host') count += 1;
+  return count;
 }
 
 export async function handleForward(ctx: ProxyContext, agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -49,7 +56,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   const { target, path } = parsed;
   // Node keeps the first of two Host lines; a server behind a cache may keep the last. RFC 9112
   // §3.2: more than one Host field line is a 400.
-  if (req.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length > 1) {
+  if (hostLines(req.rawHeaders) > 1) {
     refuseAndClose(res, socket, { reason: 'bad_request', host: target.host, environment: '' });
     ctx.observer.decision({ environment: '', session: undefined, method, host: target.host, port: target.port, decision: 'deny', reason: 'bad_request', detail: 'more than one Host header' });
     req.resume();
@@ -119,22 +126,25 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
     upstreamReq.destroy();
     finish({ detail: 'client closed early' });
   };
-  req.on('data', (chunk: Buffer) => {
-    bytesUp += chunk.length;
-  });
-
   // Once the whole request is in, the upstream's timer governs (and answers 504): the client
   // socket's idle timer, which fired first, cut a client waiting for a slow upstream without a
   // word. A stalled request body stays under the client's timer; Node re-arms it
   // (keepAliveTimeout) once the response ends.
-  req.once('end', () => {
-    if (!done) socket.setTimeout(0);
-  });
+  const bodiless = !declaresBody(req.headers);
+  if (bodiless) {
+    socket.setTimeout(0);
+  } else {
+    req.on('data', (chunk: Buffer) => {
+      bytesUp += chunk.length;
+    });
+    req.once('end', () => {
+      if (!done) socket.setTimeout(0);
+    });
+  }
   const headers = endToEndHeaders(req.rawHeaders, true);
   headers.unshift('Host', formatAuthority(target, 80));
   const address = admitted.addresses[0] as string;
   const upstreamReq = httpRequest({ host: address, port: target.port, method, path, headers, agent, setHost: false });
-  upstreamReq.on('socket', (upstreamSocket) => upstreamSocket.setNoDelay(true));
   relayUpstream(ctx, upstreamReq, res, {
     host: target.host,
     environment: envId,
@@ -161,5 +171,6 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
       finish({ decision: 'deny', reason: error.reason, rule: error.rule });
     },
     isDone: () => done,
+    bodiless,
   });
 }

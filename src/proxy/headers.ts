@@ -15,16 +15,18 @@ const hopByHop = new Set([
 
 /** Filters a raw [name, value, name, value, ...] list, keeping order and case. */
 export function endToEndHeaders(raw: string[], skipHost = false): string[] {
-  const named = new Set<string>();
+  // Headers a Connection header names are hop-by-hop too; most messages name none.
+  let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if ((raw[i] as string).toLowerCase() === 'connection') {
+      named ??= new Set();
       for (const token of (raw[i + 1] as string).split(',')) named.add(token.trim().toLowerCase());
     }
   }
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
-    if (hopByHop.has(name) || named.has(name) || name.startsWith('proxy-') || (skipHost && name === 'host')) continue;
+    if (hopByHop.has(name) || named?.has(name) || name.startsWith('proxy-') || (skipHost && name === 'host')) continue;
     out.push(raw[i] as string, raw[i + 1] as string);
   }
   return out;
