@@ -3,7 +3,7 @@
 
 import { checkAddress, CidrSet } from './addresses.js';
 import { compileContent, type CompiledContent } from './content.js';
-import { compileDomainSet, normalizeHost, parseDomainPattern, type DomainMatch, type DomainPattern, type DomainSet } from './domains.js';
+import { compileDomainSet, isIpLiteral, normalizeHost, parseDomainPattern, type DomainMatch, type DomainPattern, type DomainSet } from './domains.js';
 import { recallParsed } from './parsed-patterns.js';
 import type { Decision, EnvironmentPolicy, Target } from './types.js';
 
@@ -98,60 +98,65 @@ const isValidTarget = (target: Target): boolean =>
  */
 export function decideTarget(env: CompiledEnvironment, target: Target, exempt?: CidrSet): Decision {
   const environment = env.policy.id;
-  const deny = (reason: Decision['reason'], rule?: string): Decision =>
-    rule === undefined ? { allow: false, reason, environment } : { allow: false, reason, rule, environment };
-  const allow = (rule: string): Decision => ({ allow: true, reason: 'allowed', rule, environment });
-
   // The caller normalises; anything else here would be compared in a spelling we did not check.
-  if (!isValidTarget(target)) return deny('bad_request');
+  if (!isValidTarget(target)) return refusal('bad_request', environment);
   const { host, port } = target;
 
   // Deny wins over every allow, at every level. A deny entry without a port covers all ports.
   const denied = env.deny.match(host, port, 'any');
-  if (denied.matched && denied.portAllowed) return deny('host_denied', denied.rule);
+  if (denied.matched && denied.portAllowed) return refusal('host_denied', environment, denied.rule);
 
   // An IP literal is checked here, before any allow, so that no list or level (not even `full`
   // or alwaysAllow) can open the metadata service or loopback.
-  if (host.includes(':') || /^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+  if (isIpLiteral(host)) {
     const address = checkAddress(host, exempt ?? NO_EXEMPTIONS);
-    if (address.blocked) return deny('private_address', address.class);
+    if (address.blocked) return refusal('private_address', environment, address.class);
   }
 
   // A host that matched but on a refused port is remembered: if nothing allows the port later,
   // `port_not_allowed` names that entry, which tells the operator what to fix.
   let portRefusal: string | undefined;
-  const consider = (m: DomainMatch): string | undefined => {
-    if (!m.matched) return undefined;
-    if (m.portAllowed) return m.rule;
-    portRefusal ??= m.rule;
-    return undefined;
-  };
 
   // alwaysAllow is reachable at every level, `none` included (SPEC §2 defaults.alwaysAllow).
-  const always = consider(env.defaults.alwaysAllow.match(host, port, env.alwaysAllowPorts));
-  if (always !== undefined) return allow(always);
+  const always = env.defaults.alwaysAllow.match(host, port, env.alwaysAllowPorts);
+  if (always.matched) {
+    if (always.portAllowed) return allowed(always.rule, environment);
+    portRefusal = always.rule;
+  }
 
   const level = env.policy.access;
-  let rule: string | undefined;
+  let found: DomainMatch | undefined;
   switch (level) {
     case 'none':
       break;
     case 'full':
-      if (env.defaultPorts === 'any' || env.defaultPorts.has(port)) return allow('access:full');
-      return deny('port_not_allowed', 'access:full');
+      if (env.defaultPorts === 'any' || env.defaultPorts.has(port)) return allowed('access:full', environment);
+      return refusal('port_not_allowed', environment, 'access:full');
     case 'trusted':
-      rule = consider(env.defaults.trusted.match(host, port, env.defaultPorts));
+      found = env.defaults.trusted.match(host, port, env.defaultPorts);
       break;
     case 'custom':
-      rule = consider(env.allow.match(host, port, env.defaultPorts));
-      if (rule === undefined && env.policy.includeDefaults) {
-        rule = consider(env.defaults.trusted.match(host, port, env.defaultPorts));
+      found = env.allow.match(host, port, env.defaultPorts);
+      if (!(found.matched && found.portAllowed) && env.policy.includeDefaults) {
+        if (found.matched) portRefusal ??= found.rule;
+        found = env.defaults.trusted.match(host, port, env.defaultPorts);
       }
       break;
   }
-  if (rule !== undefined) return allow(rule);
-  if (portRefusal !== undefined) return deny('port_not_allowed', portRefusal);
-  return deny('host_not_allowed', `access:${level}`);
+  if (found?.matched) {
+    if (found.portAllowed) return allowed(found.rule, environment);
+    portRefusal ??= found.rule;
+  }
+  if (portRefusal !== undefined) return refusal('port_not_allowed', environment, portRefusal);
+  return refusal('host_not_allowed', environment, `access:${level}`);
+}
+
+function allowed(rule: string, environment: string): Decision {
+  return { allow: true, reason: 'allowed', rule, environment };
+}
+
+function refusal(reason: Decision['reason'], environment: string, rule?: string): Decision {
+  return rule === undefined ? { allow: false, reason, environment } : { allow: false, reason, rule, environment };
 }
 
 const NO_EXEMPTIONS = new CidrSet([]);

@@ -141,8 +141,8 @@ export function parseDomainPattern(entry: string): ParsedPattern {
 interface Bucket {
   /** The first entry without a port: allows the caller's default ports. */
   portless?: string;
-  /** Port-scoped entries: port -> rule. */
-  ports: Map<number, string>;
+  /** Port-scoped entries: port -> rule. Absent for the common host without ports (a Map each was most of a big list's compile time). */
+  ports?: Map<number, string>;
   /** The first entry seen, reported when the host matched but no entry allowed the port. */
   first: string;
 }
@@ -157,37 +157,57 @@ export interface DomainSet {
   match(host: string, port: number, defaultPorts: ReadonlySet<number> | 'any'): DomainMatch;
 }
 
+const NO_MATCH: DomainMatch = Object.freeze({ matched: false });
+
 function addTo(map: Map<string, Bucket>, pattern: DomainPattern): void {
   let bucket = map.get(pattern.host);
   if (!bucket) {
-    bucket = { ports: new Map(), first: pattern.source };
+    bucket = { first: pattern.source };
     map.set(pattern.host, bucket);
   }
   if (pattern.port === undefined) bucket.portless ??= pattern.source;
-  else if (!bucket.ports.has(pattern.port)) bucket.ports.set(pattern.port, pattern.source);
+  else {
+    bucket.ports ??= new Map();
+    if (!bucket.ports.has(pattern.port)) bucket.ports.set(pattern.port, pattern.source);
+  }
 }
 
 /** The rule of `bucket` that allows `port`, if any. */
 function allowing(bucket: Bucket, port: number, defaultPorts: ReadonlySet<number> | 'any'): string | undefined {
-  const scoped = bucket.ports.get(port);
+  const scoped = bucket.ports?.get(port);
   if (scoped !== undefined) return scoped;
   if (bucket.portless !== undefined && (defaultPorts === 'any' || defaultPorts.has(port))) return bucket.portless;
   return undefined;
 }
 
+const DOTTED_QUAD = /^\d+\.\d+\.\d+\.\d+$/;
+
 /** Normalised hosts are IP literals exactly when they contain ':' or are a dotted quad. */
-const isIpLiteral = (host: string): boolean => host.includes(':') || /^\d+\.\d+\.\d+\.\d+$/.test(host);
+export function isIpLiteral(host: string): boolean {
+  const last = host.charCodeAt(host.length - 1);
+  return host.includes(':') || (last >= 48 && last <= 57 && DOTTED_QUAD.test(host));
+}
+
+const labelCount = (host: string): number => {
+  let labels = 1;
+  for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1)) labels += 1;
+  return labels;
+};
 
 /**
  * Compile entries into hash maps. A lookup costs one probe for the exact host and one per
  * suffix of it (`a.b.example.com` probes `b.example.com`, `example.com`, `com` for wildcards),
- * so a 10-entry list and a 10,000-entry list answer in the same time.
+ * so a 10-entry list and a 10,000-entry list answer in the same time. Suffixes with a label
+ * count no wildcard has are not probed: in a big list each probe is a cache miss.
  */
 export function compileDomainSet(patterns: readonly DomainPattern[]): DomainSet {
   const exact = new Map<string, Bucket>();
   const wildcard = new Map<string, Bucket>();
   const ips = new Map<string, Bucket>();
+  // wildcardDepths[n]: some wildcard suffix has n labels (a name has at most 127).
+  const wildcardDepths = new Uint8Array(128);
   for (const pattern of patterns) {
+    if (pattern.kind === 'wildcard') wildcardDepths[Math.min(127, labelCount(pattern.host))] = 1;
     addTo(pattern.kind === 'exact' ? exact : pattern.kind === 'wildcard' ? wildcard : ips, pattern);
   }
 
@@ -198,7 +218,7 @@ export function compileDomainSet(patterns: readonly DomainPattern[]): DomainSet 
       // a domain entry says nothing about whatever address a client typed.
       if (isIpLiteral(host)) {
         const bucket = ips.get(host);
-        if (!bucket) return { matched: false };
+        if (!bucket) return NO_MATCH;
         const rule = allowing(bucket, port, defaultPorts);
         return rule !== undefined ? { matched: true, portAllowed: true, rule } : { matched: true, portAllowed: false, rule: bucket.first };
       }
@@ -206,20 +226,26 @@ export function compileDomainSet(patterns: readonly DomainPattern[]): DomainSet 
       // Most specific first: the exact host, then wildcards from the longest suffix down. The
       // first entry that allows the port decides; if none does, report the most specific match.
       let refused: string | undefined;
-      const consider = (bucket: Bucket | undefined): string | undefined => {
-        if (!bucket) return undefined;
-        const rule = allowing(bucket, port, defaultPorts);
-        if (rule === undefined) refused ??= bucket.first;
-        return rule;
-      };
-      let rule = consider(exact.get(host));
-      // Strict suffixes only: `*.example.com` never matches `example.com` itself.
-      for (let dot = host.indexOf('.'); rule === undefined && dot >= 0; dot = host.indexOf('.', dot + 1)) {
-        rule = consider(wildcard.get(host.slice(dot + 1)));
+      const exactBucket = exact.size > 0 ? exact.get(host) : undefined;
+      if (exactBucket) {
+        const rule = allowing(exactBucket, port, defaultPorts);
+        if (rule !== undefined) return { matched: true, portAllowed: true, rule };
+        refused = exactBucket.first;
       }
-      if (rule !== undefined) return { matched: true, portAllowed: true, rule };
+      if (wildcard.size > 0) {
+        // Strict suffixes only: `*.example.com` never matches `example.com` itself.
+        let depth = labelCount(host) - 1;
+        for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1), depth -= 1) {
+          if (wildcardDepths[Math.min(127, depth)] === 0) continue;
+          const bucket = wildcard.get(host.slice(dot + 1));
+          if (!bucket) continue;
+          const rule = allowing(bucket, port, defaultPorts);
+          if (rule !== undefined) return { matched: true, portAllowed: true, rule };
+          refused ??= bucket.first;
+        }
+      }
       if (refused !== undefined) return { matched: true, portAllowed: false, rule: refused };
-      return { matched: false };
+      return NO_MATCH;
     },
   };
 }
