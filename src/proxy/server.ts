@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import type { ProxyContext } from './context.js';
 import { createUpstreamAgent, handleForward } from './forward.js';
 import { refuseSocket } from './refuse.js';
+import { IdleSweeper } from './idle.js';
 import { handleConnect } from './tunnel.js';
 
 export interface ProxyServer {
@@ -18,6 +19,7 @@ export interface ProxyServer {
 
 export function createProxyServer(ctx: ProxyContext): ProxyServer {
   const agent = createUpstreamAgent();
+  const idleTunnels = new IdleSweeper(ctx.settings.idleTimeoutMs);
   const server = createServer({
     maxHeaderSize: ctx.settings.maxHeaderBytes,
     headersTimeout: ctx.settings.headerTimeoutMs,
@@ -52,7 +54,7 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
     });
   });
   server.on('connect', (req, socket, head) => {
-    handleConnect(ctx, req, socket, head).catch((error: Error) => {
+    handleConnect(ctx, req, socket, head, idleTunnels).catch((error: Error) => {
       ctx.log.error({ err: error.message }, 'connect handler failed');
       ctx.observer.error('internal');
       socket.destroy();
@@ -90,6 +92,7 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
       clearInterval(sweeper);
       for (const socket of sockets) socket.destroy();
       ctx.connections.closeAll();
+      idleTunnels.stop();
       agent.destroy();
       await closed;
     },

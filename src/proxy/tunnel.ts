@@ -12,11 +12,12 @@ import { admit } from './admit.js';
 import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { dialChecked } from './dial.js';
+import type { IdleSweeper } from './idle.js';
 import { refuseSocket } from './refuse.js';
 import { parseAuthority } from './target.js';
 import { pipeShaped } from './throttle.js';
 
-export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Duplex, head: Buffer, idle: IdleSweeper): Promise<void> {
   const started = performance.now();
   const clientSocket = client as Socket;
   client.on('error', () => client.destroy());
@@ -82,9 +83,14 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     upstream.destroy();
   };
   const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: teardown });
+  // The idle timer set at accept (server.ts) would be re-armed on every chunk; the sweeper
+  // watches the tunnel's byte counters instead.
+  clientSocket.setTimeout?.(0);
+  const unwatch = idle.watch([clientSocket, upstream], teardown);
   const finish = (): void => {
     if (finished || !client.destroyed || !upstream.destroyed) return;
     finished = true;
+    unwatch();
     unregister();
     slot.release?.();
     shaping?.release();
@@ -105,8 +111,6 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     upstream.destroy();
     finish();
   });
-  upstream.setTimeout(ctx.settings.idleTimeoutMs, teardown);
-  clientSocket.setTimeout?.(ctx.settings.idleTimeoutMs, teardown);
   clientSocket.setNoDelay?.(true);
 
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');

@@ -103,6 +103,25 @@ describe('slow clients', () => {
     }
   });
 
+  it('a tunnel in use for longer than idleTimeoutMs stays open, and is closed once it falls idle', async () => {
+    const client = await rawClient(bench.gate.proxyPort);
+    try {
+      client.write(`CONNECT allowed.test:${P} HTTP/1.1\r\n${auth}\r\n\r\n`);
+      await client.waitFor((t) => t.startsWith('HTTP/1.1 200'));
+      // A request every 400 ms for twice the idle timeout: never idle for long, so never cut.
+      const requests = Math.ceil((idleTimeoutMs * 2) / 400);
+      for (let i = 1; i <= requests; i++) {
+        client.write(`GET /busy/${i} HTTP/1.1\r\nHost: allowed.test:${P}\r\n\r\n`);
+        await client.waitFor((t) => statusLines(t).length === i + 1);
+        await sleep(400);
+      }
+      expect(client.socket.destroyed || client.socket.readableEnded).toBe(false);
+      await client.closedWithin(idleCutMs);
+    } finally {
+      client.destroy();
+    }
+  });
+
   // Regression: Node re-armed the socket timeout at keepAliveTimeout (65 s) after each response.
   it('bypass of idleTimeoutMs: a kept-alive connection left idle after a response is closed', async () => {
     const client = await rawClient(bench.gate.proxyPort);
