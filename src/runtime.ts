@@ -15,6 +15,8 @@ import { compileEnvironment, decideTarget, type CompiledDefaults, type CompiledE
 import type { Decision, EnvironmentPolicy, Target } from './policy/types.js';
 import { ConnectionRegistry, type OpenConnection } from './proxy/connections.js';
 import type { Identity, ProxyContext } from './proxy/context.js';
+import { cachedLookup } from './proxy/dns-cache.js';
+import { systemLookup } from './proxy/dial.js';
 import type { Credentials } from './proxy/identity.js';
 import { createProxyServer, type ProxyServer } from './proxy/server.js';
 import { FileStateStore, type FileProblem } from './state/file-store.js';
@@ -73,7 +75,13 @@ export class Runtime {
     const observer = createObserver(this.log, this.metrics, (id) => this.compiled.has(id), { maxHostLabels: config.metrics.maxHostLabels });
     this.context = {
       settings: config.proxy,
-      dial: { resolve: config.upstream.resolve, exempt: this.exempt, dnsTimeoutMs: config.upstream.dnsTimeoutMs, connectTimeoutMs: config.proxy.connectTimeoutMs },
+      dial: {
+        resolve: config.upstream.resolve,
+        exempt: this.exempt,
+        dnsTimeoutMs: config.upstream.dnsTimeoutMs,
+        connectTimeoutMs: config.proxy.connectTimeoutMs,
+        system: cachedLookup(systemLookup, { ttlMs: config.upstream.dnsCacheMs, shareMs: config.upstream.dnsTimeoutMs }),
+      },
       log: this.log,
       identify: (credentials) => this.identify(credentials),
       decide: (environment, target) => decideTarget(environment, target, this.exempt),

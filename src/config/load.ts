@@ -57,6 +57,7 @@ const schema: Schema = {
     allowPrivateNetworks: { kind: 'stringArray', default: [], check: validateCidr },
     caFiles: { kind: 'stringArray', default: [] },
     dnsTimeoutMs: { kind: 'integer', default: 5_000, min: 100, max: 60_000 },
+    dnsCacheMs: { kind: 'integer', default: 30_000, min: 0, max: 3_600_000 },
   },
   limits: {
     requestsPerSecond: { kind: 'integer', default: 50, min: 1, max: 1_000_000 },

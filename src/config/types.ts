@@ -47,6 +47,8 @@ export interface Config {
     allowPrivateNetworks: string[];
     caFiles: string[];
     dnsTimeoutMs: number;
+    /** How long a system resolver answer is reused; 0 asks on every request. */
+    dnsCacheMs: number;
   };
   limits: {
     requestsPerSecond: number;

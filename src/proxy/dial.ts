@@ -6,6 +6,7 @@ import { lookup } from 'node:dns/promises';
 import { connect, type Socket } from 'node:net';
 import { canonicalIp, checkAddress, type CidrSet } from '../policy/addresses.js';
 import type { ReasonCode } from '../policy/types.js';
+import type { Lookup } from './dns-cache.js';
 
 export interface DialOptions {
   /** Host overrides, like curl --resolve (tests, split horizon). */
@@ -18,8 +19,13 @@ export interface DialOptions {
    * answer mixing allowed and private addresses, a lookup that fails or hangs) so that no test
    * depends on, or sends a query to, a real resolver. Set it on `runtime.context.dial`.
    */
-  lookup?: (host: string) => Promise<{ address: string }[]>;
+  lookup?: Lookup;
+  /** The system resolver behind its cache (runtime.ts builds it from `upstream.dnsCacheMs`); uncached when absent. */
+  system?: Lookup;
 }
+
+/** getaddrinfo, as curl and every other client on the machine would resolve. */
+export const systemLookup: Lookup = (host) => lookup(host, { all: true, verbatim: true });
 
 export type Resolution =
   | { ok: true; addresses: string[]; dnsMs: number }
@@ -45,7 +51,7 @@ export async function resolveTarget(host: string, options: DialOptions): Promise
     addresses = [literalAddress(override) ?? override];
   } else {
     try {
-      const answer = await withTimeout(options.lookup ? options.lookup(host) : lookup(host, { all: true, verbatim: true }), options.dnsTimeoutMs);
+      const answer = await withTimeout((options.lookup ?? options.system ?? systemLookup)(host), options.dnsTimeoutMs);
       if (answer === 'timeout') return { ok: false, reason: 'dns_failure', detail: 'DNS lookup timed out' };
       addresses = answer.map((a) => a.address);
     } catch (error) {
