@@ -20,7 +20,8 @@ export function openTunnel(proxyPort, host, port) {
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) return;
       socket.off('data', onData);
-      if (!head.startsWith('HTTP/1.1 200')) return reject(new Error(head.split('\r\n')[0]));
+      // tinyproxy answers in HTTP/1.0.
+      if (!/^HTTP\/1\.[01] 200 /.test(head)) return reject(new Error(head.split('\r\n')[0]));
       const rest = head.slice(end + 4);
       if (rest) socket.unshift(Buffer.from(rest, 'latin1'));
       resolve(socket);

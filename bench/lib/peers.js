@@ -23,7 +23,8 @@ export async function startPeers() {
   if (has('tinyproxy')) {
     const port = await freePort();
     const conf = join(dir, 'tinyproxy.conf');
-    writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 600', 'MaxClients 10000', 'ConnectPort 0', ''].join('\n'));
+    // No ConnectPort line: tinyproxy then allows CONNECT to every port.
+    writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 600', 'MaxClients 10000', ''].join('\n'));
     const child = spawn('tinyproxy', ['-d', '-c', conf], { stdio: 'ignore' });
     await wait(1_000);
     peers.push({ name: 'tinyproxy', port, pid: child.pid, stop: async () => child.kill('SIGKILL') });

@@ -8,7 +8,11 @@ import { createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObjec
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import forge from 'node-forge';
+import type Forge from 'node-forge';
+import { lazyRequire } from '../lazy-require.js';
+
+/** node-forge, loaded when a certificate is first made or read. */
+export const forge = lazyRequire<typeof Forge>('node-forge');
 import { writeFileAtomic } from '../state/atomic.js';
 
 export interface CaFiles {
@@ -20,7 +24,7 @@ export interface CaFiles {
 
 export interface InspectionCa {
   certPem: string;
-  cert: forge.pki.Certificate;
+  cert: Forge.pki.Certificate;
   key: KeyObject;
 }
 
@@ -30,7 +34,7 @@ export const caFiles = (dir: string): CaFiles => ({ dir, cert: join(dir, 'ca.pem
 export const randomSerial = (): string => `0${randomBytes(16).toString('hex').slice(1)}`;
 
 /** Signs with node's crypto: forge's own signing, in JavaScript, would cost each new host ~90 ms. */
-export function signCertificate(cert: forge.pki.Certificate, key: KeyObject): void {
+export function signCertificate(cert: Forge.pki.Certificate, key: KeyObject): void {
   const digest = {
     algorithm: 'sha256',
     data: '',
@@ -40,22 +44,22 @@ export function signCertificate(cert: forge.pki.Certificate, key: KeyObject): vo
     },
   };
   const signer = { sign: (md: typeof digest) => sign('sha256', Buffer.from(md.data, 'binary'), key).toString('binary') };
-  cert.sign(signer as unknown as forge.pki.rsa.PrivateKey, digest as unknown as forge.md.MessageDigest);
+  cert.sign(signer as unknown as Forge.pki.rsa.PrivateKey, digest as unknown as Forge.md.MessageDigest);
 }
 
 /** An RSA key pair from node's crypto, with the public half in forge's form for certificates. */
-export function rsaKeyPair(bits = 2048): { key: KeyObject; keyPem: string; publicKey: forge.pki.PublicKey } {
+export function rsaKeyPair(bits = 2048): { key: KeyObject; keyPem: string; publicKey: Forge.pki.PublicKey } {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
   return {
     key: privateKey,
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-    publicKey: forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString()),
+    publicKey: forge().pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString()),
   };
 }
 
 function createCa(): { certPem: string; keyPem: string } {
   const pair = rsaKeyPair(3072);
-  const cert = forge.pki.createCertificate();
+  const cert = forge().pki.createCertificate();
   cert.publicKey = pair.publicKey;
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = new Date(Date.now() - 24 * 3600_000);
@@ -73,7 +77,7 @@ function createCa(): { certPem: string; keyPem: string } {
     { name: 'subjectKeyIdentifier' },
   ]);
   signCertificate(cert, pair.key);
-  return { certPem: forge.pki.certificateToPem(cert), keyPem: pair.keyPem };
+  return { certPem: forge().pki.certificateToPem(cert), keyPem: pair.keyPem };
 }
 
 export type InitResult = { ok: true; created: boolean; files: CaFiles } | { ok: false; error: string };
@@ -111,7 +115,7 @@ export function loadCa(dir: string): LoadedCa {
   try {
     const certPem = readFileSync(files.cert, 'utf8');
     const key = createPrivateKey(readFileSync(files.key));
-    return { ok: true, ca: { certPem, cert: forge.pki.certificateFromPem(certPem), key } };
+    return { ok: true, ca: { certPem, cert: forge().pki.certificateFromPem(certPem), key } };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { ok: false, error: `no inspection CA in ${dir}: run "egress-gate ca init"` };

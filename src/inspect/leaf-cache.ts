@@ -4,9 +4,8 @@
 // which a burst of new hosts would otherwise queue behind on the event loop.
 
 import { createSecureContext, type SecureContext } from 'node:tls';
-import forge from 'node-forge';
 import { canonicalIp } from '../policy/addresses.js';
-import { randomSerial, rsaKeyPair, signCertificate, type InspectionCa } from './ca.js';
+import { forge, randomSerial, rsaKeyPair, signCertificate, type InspectionCa } from './ca.js';
 
 /** Browsers cap leaf lifetimes (398 days); short ones also bound what a stolen leaf is worth. */
 const LEAF_DAYS = 30;
@@ -52,7 +51,7 @@ export class LeafCache {
   }
 
   private issue(host: string, now: number): string {
-    const cert = forge.pki.createCertificate();
+    const cert = forge().pki.createCertificate();
     cert.publicKey = this.leaf.publicKey;
     cert.serialNumber = randomSerial();
     // A day of slack for sandboxes whose clocks run behind.
@@ -70,6 +69,6 @@ export class LeafCache {
       { name: 'subjectAltName', altNames: [ip ? { type: 7, ip: ip.address } : { type: 2, value: host }] },
     ]);
     signCertificate(cert, this.ca.key);
-    return forge.pki.certificateToPem(cert);
+    return forge().pki.certificateToPem(cert);
   }
 }

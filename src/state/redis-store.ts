@@ -10,7 +10,10 @@
 // and reads keep answering from the last state seen.
 
 import { EventEmitter } from 'node:events';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { lazyRequire } from '../lazy-require.js';
+
+const ioredis = lazyRequire<typeof import('ioredis')>('ioredis');
 import { validateEnvironment } from '../policy/environment.js';
 import type { EnvironmentPolicy } from '../policy/types.js';
 import { parseSessionFile, type Session } from './sessions.js';
@@ -27,7 +30,7 @@ interface Change {
 }
 
 function connect(url: string): Redis {
-  return new Redis(url, {
+  return new (ioredis().Redis)(url, {
     lazyConnect: true,
     // Fail fast while disconnected: a write must answer 503 now, not hang until Redis returns.
     enableOfflineQueue: false,

@@ -90,4 +90,26 @@ describe('egress-gate serve', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('limits.burst');
   });
+
+  // A performance property (docs/decisions.md, "Dependencies loaded at first use"): both
+  // libraries are megabytes of heap that every garbage collection of a busy tunnel walks.
+  it('without inspection or Redis, never loads node-forge or ioredis', async () => {
+    const dir = tempDir();
+    const file = writeConfig(dir, { proxy: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' } });
+    const report = `import { createRequire } from 'node:module';
+      setTimeout(() => {
+        const loaded = Object.keys(createRequire(process.cwd() + '/').cache);
+        process.stderr.write('LOADED ' + JSON.stringify({ forge: loaded.some((f) => f.includes('/node-forge/')), ioredis: loaded.some((f) => f.includes('/ioredis/')), pino: loaded.some((f) => f.includes('/pino/')) }) + '\\n');
+        process.kill(process.pid, 'SIGTERM');
+      }, 1_500);`;
+    const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(report)}`, cliPath, 'serve', '--config', file], { env: cleanEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, out).toBe(0);
+    expect(out).toContain('egress-gate listening');
+    // pino, loaded as CommonJS like the other two, shows the check sees what is loaded.
+    expect(JSON.parse(/LOADED (.*)/.exec(out)?.[1] ?? '{}')).toEqual({ forge: false, ioredis: false, pino: true });
+  });
 });
