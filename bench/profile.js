@@ -1,33 +1,19 @@
 // Profiles egress-gate under the plain-HTTP forward workload: writes a .cpuprofile and prints
 // the functions with the most self time. `node bench/profile.js [seconds]`
 import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { adminToken, freePort, root, startUpstreams } from './lib/procs.js';
+import { startEgressGate, startUpstreams } from './lib/procs.js';
 
 const seconds = Number(process.argv[2] ?? 6);
 const up = await startUpstreams();
 const dir = mkdtempSync(join(tmpdir(), 'egress-prof-'));
-mkdirSync(join(dir, 'state'));
-const [proxyPort, adminPort] = [await freePort(), await freePort()];
-writeFileSync(join(dir, 'egress.yaml'), stringify({
-  proxy: { listen: `127.0.0.1:${proxyPort}` }, admin: { listen: `127.0.0.1:${adminPort}`, token: adminToken }, stateDir: join(dir, 'state'),
-  defaults: { allowlist: join(root, 'allowlists/default.yaml') },
-  upstream: { resolve: { 'bench.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] },
-  limits: { requestsPerSecond: 1_000_000, burst: 1_000_000, maxConnections: 100_000 },
-  environments: [{ id: 'default', access: 'custom', includeDefaults: true, allowedDomains: ['bench.test'], allowedPorts: [up.http] }],
-}));
-const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, join(root, 'dist/cli.js'), 'serve', '--config', join(dir, 'egress.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
-for (let i = 0; i < 100; i++) {
-  try { if ((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).ok) break; } catch {}
-  await new Promise((r) => setTimeout(r, 50));
-}
+const gate = await startEgressGate({ ports: [up.http] }, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+const proxyPort = gate.port;
 const result = await autocannon({ url: `http://127.0.0.1:${proxyPort}`, connections: 50, duration: seconds, requests: [{ path: `http://bench.test:${up.http}/`, headers: { host: `bench.test:${up.http}` } }] });
 console.log(`req/s ${Math.round(result.requests.average)}, p99 ${result.latency.p99} ms`);
-await new Promise((r) => { child.once('exit', r); child.kill('SIGINT'); });
+await gate.stop();
 await up.stop();
 const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
 const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'));

@@ -1,6 +1,6 @@
 // Child processes for the benchmark: upstreams, the bare reference proxy, egress-gate itself.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -50,7 +50,7 @@ function stop(child) {
 
 export async function startUpstreams() {
   const started = await spawnNode([join(root, 'bench/lib/upstreams.js')]);
-  return { ...JSON.parse(started.line), stop: started.stop };
+  return { ...JSON.parse(started.line), pid: started.child.pid, stop: started.stop };
 }
 
 export async function startBare() {
@@ -78,8 +78,17 @@ export async function startEgressGate(extraConfig = {}, { nodeArgs = [] } = {}) 
   delete extraConfig.ports;
   const file = join(dir, 'egress.yaml');
   writeFileSync(file, stringify({ ...config, ...extraConfig }));
-  const started = await spawnNode([...nodeArgs, join(root, 'dist/cli.js'), 'serve', '--config', file]);
-  return { port: proxyPort, adminUrl: `http://127.0.0.1:${adminPort}`, pid: started.child.pid, stop: started.stop };
+  // The log goes to a file, as an operator's collector would take it: read through a pipe by
+  // this process, which also runs the load generator, lines backed up in egress-gate's memory.
+  const log = openSync(join(dir, 'egress.log'), 'w');
+  const child = spawn(process.execPath, [...nodeArgs, join(root, 'dist/cli.js'), 'serve', '--config', file], { stdio: ['ignore', log, 'inherit'] });
+  closeSync(log);
+  const exited = new Promise((r) => child.once('exit', r));
+  for (let i = 0; !readFileSync(join(dir, 'egress.log'), 'utf8').includes('egress-gate listening'); i++) {
+    if (child.exitCode !== null || i > 200) throw new Error(`egress-gate did not start: ${readFileSync(join(dir, 'egress.log'), 'utf8')}`);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
+  }
+  return { port: proxyPort, adminUrl: `http://127.0.0.1:${adminPort}`, pid: child.pid, log: join(dir, 'egress.log'), stop: () => stop(child) };
 }
 
 export function rssKiB(pid) {

@@ -1,0 +1,69 @@
+// CPU time the proxy itself spends per forwarded request and per 100 MB through a tunnel,
+// egress-gate against the bare pass-through proxy. On two shared cores requests per second
+// swing with whatever else runs; the proxy's own user+system time per unit of work (from
+// /proc) swings much less, so this is the figure to compare before and after a change. The
+// proxy is pinned to the second core and the load generator and upstreams to the first.
+//   node bench/cpu.js [--requests 40000] [--runs 5]
+import autocannon from 'autocannon';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { bulk } from './lib/clients.js';
+import { startBare, startEgressGate, startUpstreams } from './lib/procs.js';
+
+const { values } = parseArgs({ options: { requests: { type: 'string', default: '40000' }, runs: { type: 'string', default: '5' } } });
+const requests = Number(values.requests);
+const runs = Number(values.runs);
+
+/** User + system CPU milliseconds of a process so far (clock ticks of 10 ms). */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function pin(pid, core) {
+  try {
+    execFileSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' });
+  } catch {
+    // No taskset: the figures are noisier, not wrong.
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const up = await startUpstreams();
+const bare = await startBare();
+const gate = await startEgressGate({ ports: [up.http, up.bulk] });
+const subjects = [
+  { name: 'bare', port: bare.port, host: '127.0.0.1', pid: bare.pid },
+  { name: 'egress-gate', port: gate.port, host: 'bench.test', pid: gate.pid },
+];
+for (const s of subjects) pin(s.pid, 1);
+pin(process.pid, 0);
+pin(up.pid, 0);
+
+const figures = {};
+for (const s of subjects) {
+  const load = { url: `http://127.0.0.1:${s.port}`, connections: 50, requests: [{ path: `http://${s.host}:${up.http}/`, headers: { host: `${s.host}:${up.http}` } }] };
+  await autocannon({ ...load, amount: 5_000 }); // warm-up
+  const perRequest = [];
+  for (let i = 0; i < runs; i++) {
+    const before = cpuMs(s.pid);
+    await autocannon({ ...load, amount: requests });
+    perRequest.push(((cpuMs(s.pid) - before) * 1000) / requests);
+  }
+  const perHundredMB = [];
+  for (let i = 0; i < Math.min(runs, 3); i++) {
+    const before = cpuMs(s.pid);
+    const { mbPerSecond } = await bulk({ proxyPort: s.port, host: s.host, port: up.bulk, tunnels: 1, seconds: 3 });
+    // bulk() counts 3 s after a 0.5 s warm-up; the CPU covers both.
+    perHundredMB.push(((cpuMs(s.pid) - before) / (mbPerSecond * 3.5)) * 100);
+  }
+  figures[s.name] = { perRequest: median(perRequest), perHundredMB: median(perHundredMB) };
+}
+await Promise.all([up.stop(), bare.stop(), gate.stop()]);
+
+console.log('| proxy | CPU µs per forwarded request | CPU ms per 100 MB through a tunnel |');
+console.log('| --- | --- | --- |');
+for (const [name, f] of Object.entries(figures)) {
+  console.log(`| ${name} | ${f.perRequest.toFixed(0)} (${(f.perRequest / figures.bare.perRequest).toFixed(2)} × bare) | ${f.perHundredMB.toFixed(0)} (${(f.perHundredMB / figures.bare.perHundredMB).toFixed(2)} × bare) |`);
+}
