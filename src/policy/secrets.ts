@@ -4,6 +4,7 @@
 // Pure: the proxy feeds bytes in and turns a finding into a refusal.
 
 import { compileDomainSet, parseDomainPattern, type DomainSet } from './domains.js';
+import { remember } from './remember.js';
 
 export interface SecretFormatSource {
   /** The kind, as logs and `rule` name it (`secret:github_token`). Never the value. */
@@ -98,29 +99,22 @@ export function compileSecretFormats(extra: readonly unknown[] = [], path = 'con
 
 /** The formats that count as a leak when sent to host:port (its own service's formats do not). */
 export function formatsFor(formats: readonly SecretFormat[], host: string, port: number): readonly SecretFormat[] {
-  // Asked on every request with the same few hosts: remembered per format list, and forgotten
-  // wholesale when a client walks through more hosts than that.
+  // Asked on every request with the same few hosts: remembered per format list.
   let byTarget = remembered.get(formats);
   if (!byTarget) {
     byTarget = new Map();
     remembered.set(formats, byTarget);
   }
-  const key = `${host}:${port}`;
-  let leaks = byTarget.get(key);
-  if (!leaks) {
-    if (byTarget.size >= REMEMBERED_TARGETS) byTarget.clear();
-    const filtered = formats.filter((f) => {
+  return remember(byTarget, `${host}:${port}`, () => {
+    const leaks = formats.filter((f) => {
       const m = f.ownHosts.match(host, port, 'any');
       return !(m.matched && m.portAllowed);
     });
     // Most hosts own no format: they share the whole list rather than a copy of it.
-    leaks = filtered.length === formats.length ? formats : filtered;
-    byTarget.set(key, leaks);
-  }
-  return leaks;
+    return leaks.length === formats.length ? formats : leaks;
+  });
 }
 
-const REMEMBERED_TARGETS = 4096;
 const remembered = new WeakMap<readonly SecretFormat[], Map<string, readonly SecretFormat[]>>();
 
 /** First format found in a whole text (request line, headers). */

@@ -6,6 +6,7 @@ import { lookup } from 'node:dns/promises';
 import { connect, type Socket } from 'node:net';
 import { canonicalIp, checkAddress, type CidrSet } from '../policy/addresses.js';
 import type { ReasonCode } from '../policy/types.js';
+import { remember } from '../policy/remember.js';
 import type { Lookup } from './dns-cache.js';
 
 export interface DialOptions {
@@ -67,21 +68,9 @@ export async function resolveTarget(host: string, options: DialOptions): Promise
 }
 
 // Parsing and classifying an address allocates a little every time, and every request asks
-// about the same few hosts and addresses: both answers are remembered, in maps forgotten
-// wholesale when a client walks through more names than REMEMBERED.
-const REMEMBERED = 4096;
+// about the same few hosts and addresses: both answers are remembered.
 const literals = new Map<string, string | null>();
 const verdicts = new WeakMap<CidrSet, Map<string, ReturnType<typeof checkAddress>>>();
-
-function remember<V>(map: Map<string, V>, key: string, compute: () => V): V {
-  let value = map.get(key);
-  if (value === undefined && !map.has(key)) {
-    if (map.size >= REMEMBERED) map.clear();
-    value = compute();
-    map.set(key, value);
-  }
-  return value as V;
-}
 
 /** The canonical address when `host` is an IP literal in any spelling, else null. */
 function literalAddress(host: string): string | null {
