@@ -2,6 +2,7 @@
 
 import { createDecisionWriter, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import { remember } from './policy/remember.js';
 import type { DecisionRecord, ProxyObserver } from './proxy/context.js';
 
 export interface ObserverOptions {
@@ -25,23 +26,14 @@ export function createObserver(log: Logger, metrics: Metrics, knownEnvironment: 
   // call. Label values are bounded (configured environments, fixed reasons), and counters are
   // never reset, so the children stay valid.
   const requestCounters = new Map<string, { inc(): void }>();
-  const requestCounter = (environment: string, decision: string, reason: string): { inc(): void } => {
-    const key = `${environment}\n${decision}\n${reason}`;
-    let child = requestCounters.get(key);
-    if (!child) {
-      child = metrics.requests.labels({ environment, decision, reason });
-      requestCounters.set(key, child);
-    }
-    return child;
-  };
+  const requestCounter = (environment: string, decision: string, reason: string): { inc(): void } =>
+    remember(requestCounters, `${environment}\n${decision}\n${reason}`, () => metrics.requests.labels({ environment, decision, reason }));
   const byteCounters = new Map<string, { up: { inc(n: number): void }; down: { inc(n: number): void } }>();
   const bytes = (environment: string, kind: 'tunnel' | 'forward', up: number, down: number): void => {
-    const key = `${environment}\n${kind}`;
-    let pair = byteCounters.get(key);
-    if (!pair) {
-      pair = { up: metrics.bytes.labels({ environment, kind, direction: 'up' }), down: metrics.bytes.labels({ environment, kind, direction: 'down' }) };
-      byteCounters.set(key, pair);
-    }
+    const pair = remember(byteCounters, `${environment}\n${kind}`, () => ({
+      up: metrics.bytes.labels({ environment, kind, direction: 'up' }),
+      down: metrics.bytes.labels({ environment, kind, direction: 'down' }),
+    }));
     pair.up.inc(up);
     pair.down.inc(down);
   };

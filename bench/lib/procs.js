@@ -59,7 +59,8 @@ export async function startBare() {
 }
 
 /**
- * egress-gate on its production path: a session-less default environment, logs on stdout.
+ * egress-gate on its production path: a session-less default environment, its log (stdout)
+ * in a file of its temporary folder.
  * `nodeArgs` go to node itself (`--cpu-prof`, say).
  */
 export async function startEgressGate(extraConfig = {}, { nodeArgs = [] } = {}) {
@@ -80,15 +81,16 @@ export async function startEgressGate(extraConfig = {}, { nodeArgs = [] } = {}) 
   writeFileSync(file, stringify({ ...config, ...extraConfig }));
   // The log goes to a file, as an operator's collector would take it: read through a pipe by
   // this process, which also runs the load generator, lines backed up in egress-gate's memory.
-  const log = openSync(join(dir, 'egress.log'), 'w');
+  const logFile = join(dir, 'egress.log');
+  const log = openSync(logFile, 'w');
   const child = spawn(process.execPath, [...nodeArgs, join(root, 'dist/cli.js'), 'serve', '--config', file], { stdio: ['ignore', log, 'inherit'] });
   closeSync(log);
   const exited = new Promise((r) => child.once('exit', r));
-  for (let i = 0; !readFileSync(join(dir, 'egress.log'), 'utf8').includes('egress-gate listening'); i++) {
-    if (child.exitCode !== null || i > 200) throw new Error(`egress-gate did not start: ${readFileSync(join(dir, 'egress.log'), 'utf8')}`);
+  for (let i = 0; !readFileSync(logFile, 'utf8').includes('egress-gate listening'); i++) {
+    if (child.exitCode !== null || i > 200) throw new Error(`egress-gate did not start: ${readFileSync(logFile, 'utf8')}`);
     await Promise.race([exited, new Promise((r) => setTimeout(r, 50))]);
   }
-  return { port: proxyPort, adminUrl: `http://127.0.0.1:${adminPort}`, pid: child.pid, log: join(dir, 'egress.log'), stop: () => stop(child) };
+  return { port: proxyPort, adminUrl: `http://127.0.0.1:${adminPort}`, pid: child.pid, log: logFile, stop: () => stop(child) };
 }
 
 export function rssKiB(pid) {
