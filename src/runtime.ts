@@ -68,6 +68,13 @@ export class Runtime {
       this.limits = new Limits(config.limits, inClusterWorker() ? clusterBuckets() : undefined);
     }
     this.store.on('change', () => this.rebuild());
+    this.store.on('prepare', (policy: EnvironmentPolicy) => {
+      try {
+        this.compiledFor(policy);
+      } catch {
+        // A validated policy that does not compile is a bug; rebuild() meets it again and fails the write.
+      }
+    });
     const secrets = compileSecretFormats(config.content.secretPatterns);
     // parseConfig compiled the same list; a failure here is a bug, not input.
     if (!secrets.ok) throw new Error(`content.secretPatterns: ${JSON.stringify(secrets.errors)}`);
@@ -177,17 +184,26 @@ export class Runtime {
     return { ...(await this.reload(config)), restartNeeded };
   }
 
+  /**
+   * The compiled form of a policy, made once per policy object. The store asks for it ahead of
+   * time ('prepare') while a write waits on the disk, so the change that follows only swaps.
+   */
+  private compiledFor(policy: EnvironmentPolicy): CompiledEnvironment {
+    let compiled = this.compileCache.get(policy);
+    if (!compiled) {
+      compiled = compileEnvironment(policy, this.defaults);
+      this.compileCache.set(policy, compiled);
+    }
+    return compiled;
+  }
+
   /** Compiles the store's view into a new snapshot, swaps it in, and closes what it refuses. */
   rebuild(): void {
     const next = new Map<string, CompiledEnvironment>();
     // A deleted environment's gauge goes with it.
     this.metrics.policyEntries.reset();
     for (const policy of this.store.listEnvironments(true)) {
-      let compiled = this.compileCache.get(policy);
-      if (!compiled) {
-        compiled = compileEnvironment(policy, this.defaults);
-        this.compileCache.set(policy, compiled);
-      }
+      const compiled = this.compiledFor(policy);
       next.set(policy.id, compiled);
       this.metrics.policyEntries.set({ environment: policy.id }, compiled.entryCount);
     }

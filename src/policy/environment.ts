@@ -200,18 +200,28 @@ export function validateEnvironment(raw: unknown, idFromFile?: string): Environm
   else access = c.oneOf('access', source.access, ACCESS_LEVELS);
 
   const patterns = (key: 'allowedDomains' | 'deniedDomains'): string[] => {
-    if (source[key] === undefined) return [];
-    // Keep what parsing found, so compiling the validated policy does not parse 100 000 entries again.
+    const value = source[key];
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) return c.expected(key, 'a list', value) ?? [];
+    // Keep what parsing found, so compiling the validated policy does not parse 100 000 entries
+    // again. A plain loop, not c.list: the path string of each item is made only for an error.
+    const list: string[] = [];
     const parsed: DomainPattern[] = [];
-    const list =
-      c.list(key, source[key], (path, value) => {
-        if (typeof value !== 'string') return c.expected(path, 'a domain pattern string', value);
-        const result = parseDomainPattern(value);
-        if (!result.ok) return c.fail(path, result.error);
-        parsed.push(result.pattern);
-        return value;
-      }) ?? [];
-    if (parsed.length === list.length) rememberParsed(list, parsed);
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item !== 'string') {
+        c.expected(`${key}[${i}]`, 'a domain pattern string', item);
+        continue;
+      }
+      const result = parseDomainPattern(item);
+      if (!result.ok) {
+        c.fail(`${key}[${i}]`, result.error);
+        continue;
+      }
+      list.push(item);
+      parsed.push(result.pattern);
+    }
+    rememberParsed(list, parsed);
     return list;
   };
   const allowedDomains = patterns('allowedDomains');

@@ -170,9 +170,11 @@ export class FileStateStore extends EventEmitter implements StateStore {
       // most of a second; hand-written files stay YAML.
       const file = join(this.environmentsDir, `${policy.id}.yaml`);
       const text = `${JSON.stringify(policy, null, 2)}\n`;
-      await writeFileAtomic(file, text);
-      const info = await stat(file);
-      this.parsed.set(file, { size: info.size, mtimeMs: info.mtimeMs, result: { ok: true, value: policy } });
+      const writing = writeFileAtomic(file, text);
+      // The data is on its way to the disk: the runtime compiles the policy meanwhile.
+      this.emit('prepare', policy);
+      const { size, mtimeMs } = await writing;
+      this.parsed.set(file, { size, mtimeMs, result: { ok: true, value: policy } });
       // A hand-written .yml/.json of the same id would shadow this write on the next load.
       for (const ext of ['yml', 'json']) await this.removeEnvironmentFile(`${policy.id}.${ext}`);
       this.fromFiles.set(policy.id, policy);

@@ -211,7 +211,10 @@ export class RedisStateStore extends EventEmitter implements StateStore {
   }
 
   async putEnvironment(policy: EnvironmentPolicy): Promise<void> {
-    await this.write('environment', policy.id, JSON.stringify(policy));
+    const writing = this.write('environment', policy.id, JSON.stringify(policy));
+    // The write is on its way to Redis: the runtime compiles the policy meanwhile.
+    this.emit('prepare', policy);
+    await writing;
     this.environments.set(policy.id, policy);
     this.emit('change');
   }

@@ -1,7 +1,9 @@
 // What the runtime and the admin API need from the place policies and sessions are kept.
 // Two backends: `file` (stateDir, the default) and `redis` (several replicas sharing state).
 // Reads are answered from the process's own memory, so the request path never waits on
-// storage; writes resolve once durable and once this process's view has changed.
+// storage; writes resolve once durable and once this process's view has changed. Events:
+// 'change' once the view has changed; 'prepare' (policy) while a policy's write is under way, so
+// the runtime can compile it before the change.
 
 import type { EventEmitter } from 'node:events';
 import type { EnvironmentPolicy } from '../policy/types.js';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { compileDomainSet, normalizeHost, parseDomainPattern, type DomainPattern } from '../../src/policy/domains.js';
+import { compileDomainSet, isPlainName, normalizeHost, parseDomainPattern, type DomainPattern } from '../../src/policy/domains.js';
 
 // A small alphabet so that generated hosts and patterns collide often.
 const label = fc.constantFrom('a', 'b', 'ab', 'x-y', 'com', 'org');
@@ -54,6 +54,42 @@ describe('compiled matcher agrees with a linear scan', () => {
         if (once !== null) expect(normalizeHost(once)).toBe(once);
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  // The expression isPlainName replaced: a lower-case DNS name of labels of 1-63, at most 253
+  // long, whose last label has a letter other than a hex digit or `x`.
+  const PLAIN_NAME = /^(?=.{1,253}$)(?:[a-z0-9_-]{1,63}\.)*(?=[a-z0-9_-]{1,63}$)[a-z0-9_-]*[g-wyz_-][a-z0-9_-]*$/;
+  const nameish = fc.oneof(
+    fc.string({ maxLength: 40, unit: fc.constantFrom('a', 'f', 'g', 'x', 'z', '0', '9', '_', '-', '.', 'A', ' ', ':', '*', '\u00e9') }),
+    fc.array(fc.string({ minLength: 0, maxLength: 70, unit: fc.constantFrom('a', 'x', '7', '-') }), { maxLength: 6 }).map((labels) => labels.join('.')),
+    fc.array(fc.constantFrom('a'.repeat(63), 'b'.repeat(64), 'c1'), { maxLength: 5 }).map((labels) => labels.join('.')),
+  );
+
+  it('isPlainName answers as the regular expression it replaced', () => {
+    fc.assert(
+      fc.property(nameish, (s) => {
+        expect(isPlainName(s)).toBe(PLAIN_NAME.test(s));
+      }),
+      { numRuns: 5000 },
+    );
+    for (const s of ['example.com', 'a'.repeat(63) + '.com', 'b'.repeat(64) + '.com', `${'a'.repeat(61)}.`.repeat(4) + 'zz', '0x7f.1', '2130706433', 'a.b-', 'example.com.', '']) {
+      expect(isPlainName(s), s).toBe(PLAIN_NAME.test(s));
+    }
+  });
+
+  it('the fast path of parseDomainPattern gives what the general parse gives', () => {
+    // The general parse of an entry is reached with a port: strip it back off and compare.
+    // Only names the fast path takes (anything else goes the general way with or without a port).
+    fc.assert(
+      fc.property(fc.boolean(), nameish.filter(isPlainName), (wild, name) => {
+        const entry = `${wild ? '*.' : ''}${name}`;
+        const fast = parseDomainPattern(entry);
+        const general = parseDomainPattern(`${entry}:443`);
+        expect(fast.ok).toBe(general.ok);
+        if (fast.ok && general.ok) expect({ ...general.pattern, port: undefined, source: entry }).toEqual({ ...fast.pattern, port: undefined });
+      }),
+      { numRuns: 5000 },
     );
   });
 });
