@@ -1,18 +1,18 @@
 // Policy changes under load, through the admin API while 50 connections forward requests:
 // the first PUT of a 100 000-entry environment, then changes of one entry to it (what an
-// operator does day to day). A PUT answers once the policy is in force; each change is checked
-// with /v1/check, and no forwarded request may fail.
+// operator does day to day), sent whole (PUT) and as an edit (PATCH). Each answers once the
+// policy is in force; each change is checked with /v1/check, and no forwarded request may fail.
 import autocannon from 'autocannon';
 import { adminToken } from './procs.js';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
-async function put(adminUrl, body) {
+async function send(adminUrl, method, body) {
   const started = performance.now();
-  const answer = await fetch(`${adminUrl}/v1/environments/default`, { method: 'PUT', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body });
+  const answer = await fetch(`${adminUrl}/v1/environments/default`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body });
   await answer.arrayBuffer();
-  if (answer.status >= 300) throw new Error(`PUT answered ${answer.status}`);
+  if (answer.status >= 300) throw new Error(`${method} answered ${answer.status}`);
   return performance.now() - started;
 }
 
@@ -21,23 +21,28 @@ async function allows(adminUrl, host) {
   return (await answer.json()).decision === 'allow';
 }
 
-export async function policyChangeFigures({ gate, up, seconds, changes = 5 }) {
+export async function policyChangeFigures({ gate, up, seconds, changes = 9 }) {
   const entries = Array.from({ length: 100_000 }, (_, i) => `h${i}.zone${i % 1000}.example.com`);
   const policy = (extra) => JSON.stringify({ access: 'custom', includeDefaults: true, allowedDomains: ['bench.test', '*.bench.test', ...entries, ...extra], allowedPorts: [80, 443, up.http, up.https, up.bulk, up.hold] });
   const load = autocannon({ url: `http://127.0.0.1:${gate.port}`, connections: 50, duration: seconds * 2, requests: [{ path: `http://bench.test:${up.http}/`, headers: { host: `bench.test:${up.http}` } }] });
   await new Promise((r) => setTimeout(r, 500));
-  const firstMs = await put(gate.adminUrl, policy([]));
+  const firstMs = await send(gate.adminUrl, 'PUT', policy([]));
   let inForce = (await allows(gate.adminUrl, 'h99999.zone999.example.com')) ? 1 : 0;
-  const changeMs = [];
+  const putMs = [];
+  const patchMs = [];
   for (let i = 0; i < changes; i++) {
     const added = `added${i}.example.net`;
-    changeMs.push(await put(gate.adminUrl, policy([added])));
+    putMs.push(await send(gate.adminUrl, 'PUT', policy([added])));
     if (await allows(gate.adminUrl, added)) inForce += 1;
+    const edited = `edited${i}.example.net`;
+    patchMs.push(await send(gate.adminUrl, 'PATCH', JSON.stringify({ add: { allowedDomains: [edited] } })));
+    if (await allows(gate.adminUrl, edited)) inForce += 1;
   }
   const loaded = await load;
   return {
     'first PUT ms': spread([firstMs]),
-    'one-entry change ms': spread(changeMs),
+    'one-entry change by PUT ms': spread(putMs),
+    'one-entry change by PATCH ms': spread(patchMs),
     'changes in force': spread([inForce]),
     'failed requests': spread([loaded.errors + loaded.non2xx]),
     'req/s meanwhile': spread([loaded.requests.average]),

@@ -3,6 +3,8 @@
 // event rebuilds the snapshot synchronously, and the rebuild closes what it now refuses).
 
 import type { FastifyInstance } from 'fastify';
+import { editDomainLists } from '../policy/domain-edits.js';
+import { KeyedQueue } from '../state/keyed-queue.js';
 import { validateEnvironment } from '../policy/environment.js';
 import type { Runtime } from '../runtime.js';
 import { sendError } from './errors.js';
@@ -35,12 +37,31 @@ export function environmentRoutes(app: FastifyInstance, runtime: Runtime): void 
     { schema: { params: idParams, body: { type: 'object' } } },
     async (request, reply) => {
       const { id } = request.params;
-      const result = validateEnvironment(request.body, id);
+      const previous = store.getEnvironment(id);
+      const result = validateEnvironment(request.body, id, previous);
       if (!result.ok) return sendError(reply, 400, 'invalid environment', result.errors);
-      const existed = store.getEnvironment(id) !== undefined;
+      const existed = previous !== undefined;
       await store.putEnvironment(result.value);
       return reply.code(existed ? 200 : 201).send(result.value);
     },
+  );
+
+  // Entries added to and removed from the domain lists, without sending them whole
+  // (policy/domain-edits.ts). Answers what changed, not the policy: that is the list it spares.
+  // Edits of one environment through this process run one after another, each on the version
+  // the one before it wrote, so two concurrent edits both land.
+  const edits = new KeyedQueue();
+  app.patch<{ Params: { id: string }; Body: unknown }>('/v1/environments/:id', { schema: { params: idParams, body: { type: 'object' } } }, (request, reply) =>
+    edits.run(request.params.id, async () => {
+      const { id } = request.params;
+      const policy = store.getEnvironment(id);
+      if (!policy) return sendError(reply, 404, `unknown environment "${id}"`);
+      const result = editDomainLists(policy, request.body);
+      if (!result.ok) return sendError(reply, 400, 'invalid edit', result.errors);
+      const changed = Object.values(result.changes).some((c) => c.added.length > 0 || c.removed.length > 0);
+      if (changed) await store.putEnvironment(result.value);
+      return { id, ...result.changes };
+    }),
   );
 
   app.delete<{ Params: { id: string } }>('/v1/environments/:id', { schema: { params: idParams } }, async (request, reply) => {

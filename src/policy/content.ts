@@ -3,7 +3,8 @@
 // environment; a request costs a few hash lookups and the globs of the rules naming its host.
 
 import picomatch from 'picomatch';
-import { compileDomainSet, parseDomainPattern, type DomainPattern, type DomainSet } from './domains.js';
+import { compileDomainSet, type DomainSet } from './domain-set.js';
+import { parseDomainPattern, type DomainPattern } from './domains.js';
 import type { ContentPolicy, Decision } from './types.js';
 
 interface CompiledRule {

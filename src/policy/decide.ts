@@ -3,8 +3,9 @@
 
 import { checkAddress, CidrSet } from './addresses.js';
 import { compileContent, type CompiledContent } from './content.js';
-import { compileDomainSet, isIpLiteral, normalizeHost, parseDomainPattern, type DomainMatch, type DomainPattern, type DomainSet } from './domains.js';
-import { recallParsed } from './parsed-patterns.js';
+import { compileDomainSet, editDomainSet, type CompiledDomainSet, type DomainMatch, type DomainSet } from './domain-set.js';
+import { isIpLiteral, normalizeHost, parseDomainPattern, type DomainPattern } from './domains.js';
+import { recallEdit, recallParsed } from './parsed-patterns.js';
 import type { Decision, EnvironmentPolicy, Target } from './types.js';
 
 /** The lists every environment shares: the Trusted allowlist and `defaults.alwaysAllow`. */
@@ -61,10 +62,24 @@ function parseAll(entries: readonly string[], field: string, id: string): readon
   });
 }
 
+/** Compiled lists by list object: the base an edit of a list is compiled over. */
+const compiledLists = new WeakMap<readonly string[], CompiledDomainSet>();
+
+function compileList(entries: readonly string[], field: string, id: string): CompiledDomainSet {
+  let set = compiledLists.get(entries);
+  if (set) return set;
+  const patterns = parseAll(entries, field, id);
+  const edit = recallEdit(entries);
+  const base = edit && compiledLists.get(edit.from);
+  set = base && edit ? editDomainSet(base, patterns, edit.touched) : compileDomainSet(patterns);
+  compiledLists.set(entries, set);
+  return set;
+}
+
 export function compileEnvironment(policy: EnvironmentPolicy, defaults: PolicyDefaults | CompiledDefaults): CompiledEnvironment {
   const shared = COMPILED in defaults ? defaults : compileDefaults(defaults);
-  const allow = compileDomainSet(parseAll(policy.allowedDomains, 'allowedDomains', policy.id));
-  const deny = compileDomainSet(parseAll(policy.deniedDomains, 'deniedDomains', policy.id));
+  const allow = compileList(policy.allowedDomains, 'allowedDomains', policy.id);
+  const deny = compileList(policy.deniedDomains, 'deniedDomains', policy.id);
   const explicitPorts = policy.allowedPorts ? new Set(policy.allowedPorts) : undefined;
   const usesTrusted = policy.access === 'trusted' || (policy.access === 'custom' && policy.includeDefaults);
   return Object.freeze({

@@ -1,5 +1,5 @@
-// Host names and domain patterns (SPEC §3 "Domain matching"): parsing at load time, and a
-// compiled matcher whose lookup cost depends on the host's label count, not on the list size.
+// Host names and domain patterns (SPEC §3 "Domain matching"), parsed at load time. The
+// compiled matcher over a list of them is in domain-set.ts.
 
 import { domainToASCII } from 'node:url';
 import { canonicalIp } from './addresses.js';
@@ -12,8 +12,6 @@ export interface DomainPattern {
   /** The entry as the operator wrote it: what decisions report as `rule`. */
   source: string;
 }
-
-export type DomainMatch = { matched: false } | { matched: true; portAllowed: boolean; rule: string };
 
 export type ParsedPattern = { ok: true; pattern: DomainPattern } | { ok: false; error: string };
 
@@ -169,132 +167,10 @@ export function parseDomainPattern(entry: string): ParsedPattern {
   return withPort({ kind: !isPlainName(host) && canonicalIp(host) ? 'ip' : 'exact', host });
 }
 
-/**
- * Entries of one host (or one wildcard suffix), arranged for the port check. Most hosts have
- * one entry without a port: that bucket is just the entry (an object each was most of a big
- * list's compile time and garbage).
- */
-type Bucket = string | PortedBucket;
-
-interface PortedBucket {
-  /** The first entry without a port: allows the caller's default ports. */
-  portless?: string;
-  /** Port-scoped entries: port -> rule. */
-  ports: Map<number, string>;
-  /** The first entry seen, reported when the host matched but no entry allowed the port. */
-  first: string;
-}
-
-export interface DomainSet {
-  /** Number of entries compiled in. */
-  readonly size: number;
-  /**
-   * Does `host` (already normalised) match an entry, and does a matching entry allow `port`?
-   * `defaultPorts` are the ports an entry without a port allows ('any' = every port).
-   */
-  match(host: string, port: number, defaultPorts: ReadonlySet<number> | 'any'): DomainMatch;
-}
-
-const NO_MATCH: DomainMatch = Object.freeze({ matched: false });
-
-function addTo(map: Map<string, Bucket>, pattern: DomainPattern): void {
-  const bucket = map.get(pattern.host);
-  if (pattern.port === undefined) {
-    if (bucket === undefined) map.set(pattern.host, pattern.source);
-    else if (typeof bucket !== 'string') bucket.portless ??= pattern.source;
-    return;
-  }
-  if (bucket === undefined || typeof bucket === 'string') {
-    const ported: PortedBucket = { ports: new Map([[pattern.port, pattern.source]]), first: bucket ?? pattern.source };
-    if (bucket !== undefined) ported.portless = bucket;
-    map.set(pattern.host, ported);
-  } else if (!bucket.ports.has(pattern.port)) {
-    bucket.ports.set(pattern.port, pattern.source);
-  }
-}
-
-/** The entry a bucket reports when the host matched but no entry allowed the port. */
-const firstOf = (bucket: Bucket): string => (typeof bucket === 'string' ? bucket : bucket.first);
-
-/** The rule of `bucket` that allows `port`, if any. */
-function allowing(bucket: Bucket, port: number, defaultPorts: ReadonlySet<number> | 'any'): string | undefined {
-  let portless: string | undefined;
-  if (typeof bucket === 'string') {
-    portless = bucket;
-  } else {
-    const scoped = bucket.ports.get(port);
-    if (scoped !== undefined) return scoped;
-    portless = bucket.portless;
-  }
-  return portless !== undefined && (defaultPorts === 'any' || defaultPorts.has(port)) ? portless : undefined;
-}
-
 const DOTTED_QUAD = /^\d+\.\d+\.\d+\.\d+$/;
 
 /** Normalised hosts are IP literals exactly when they contain ':' or are a dotted quad. */
 export function isIpLiteral(host: string): boolean {
   const last = host.charCodeAt(host.length - 1);
   return host.includes(':') || (last >= 48 && last <= 57 && DOTTED_QUAD.test(host));
-}
-
-const labelCount = (host: string): number => {
-  let labels = 1;
-  for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1)) labels += 1;
-  return labels;
-};
-
-/**
- * Compile entries into hash maps. A lookup costs one probe for the exact host and one per
- * suffix of it (`a.b.example.com` probes `b.example.com`, `example.com`, `com` for wildcards),
- * so a 10-entry list and a 10,000-entry list answer in the same time. Suffixes with a label
- * count no wildcard has are not probed: in a big list each probe is a cache miss.
- */
-export function compileDomainSet(patterns: readonly DomainPattern[]): DomainSet {
-  const exact = new Map<string, Bucket>();
-  const wildcard = new Map<string, Bucket>();
-  const ips = new Map<string, Bucket>();
-  // wildcardDepths[n]: some wildcard suffix has n labels (a name has at most 127).
-  const wildcardDepths = new Uint8Array(128);
-  for (const pattern of patterns) {
-    if (pattern.kind === 'wildcard') wildcardDepths[Math.min(127, labelCount(pattern.host))] = 1;
-    addTo(pattern.kind === 'exact' ? exact : pattern.kind === 'wildcard' ? wildcard : ips, pattern);
-  }
-
-  return {
-    size: patterns.length,
-    match(host, port, defaultPorts) {
-      // An IP literal only ever matches the same IP entry: `*.3.4` must not cover 1.2.3.4, and
-      // a domain entry says nothing about whatever address a client typed.
-      if (isIpLiteral(host)) {
-        const bucket = ips.get(host);
-        if (!bucket) return NO_MATCH;
-        const rule = allowing(bucket, port, defaultPorts);
-        return rule !== undefined ? { matched: true, portAllowed: true, rule } : { matched: true, portAllowed: false, rule: firstOf(bucket) };
-      }
-
-      // Most specific first: the exact host, then wildcards from the longest suffix down. The
-      // first entry that allows the port decides; if none does, report the most specific match.
-      let refused: string | undefined;
-      const exactBucket = exact.size > 0 ? exact.get(host) : undefined;
-      if (exactBucket) {
-        const rule = allowing(exactBucket, port, defaultPorts);
-        if (rule !== undefined) return { matched: true, portAllowed: true, rule };
-        refused = firstOf(exactBucket);
-      }
-      if (wildcard.size > 0) {
-        // Strict suffixes only: `*.example.com` never matches `example.com` itself.
-        let depth = labelCount(host) - 1;
-        for (let dot = host.indexOf('.'); dot >= 0; dot = host.indexOf('.', dot + 1), depth -= 1) {
-          if (wildcardDepths[Math.min(127, depth)] === 0) continue;
-          const bucket = wildcard.get(host.slice(dot + 1));
-          if (!bucket) continue;
-          const rule = allowing(bucket, port, defaultPorts);
-          if (rule !== undefined) return { matched: true, portAllowed: true, rule };
-          refused ??= firstOf(bucket);
-        }
-      }
-      if (refused !== undefined) return { matched: true, portAllowed: false, rule: refused };
-      return NO_MATCH;
-    },
-  };
 }

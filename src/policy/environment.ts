@@ -4,7 +4,7 @@
 
 import picomatch from 'picomatch';
 import { parseDomainPattern, type DomainPattern } from './domains.js';
-import { rememberParsed } from './parsed-patterns.js';
+import { rememberParsed, reusableParsed } from './parsed-patterns.js';
 import type { AccessLevel, ContentPolicy, ContentRule, EnvironmentPolicy, RateLimitPolicy } from './types.js';
 
 export interface PolicyError {
@@ -170,8 +170,9 @@ function checkContent(c: Checker, value: unknown): ContentPolicy | undefined {
 /**
  * Check `raw` against SPEC §3 and fill defaults. `idFromFile` is the id a file name implies
  * (`environments/web.yaml` -> `web`): used when the object has no id, an error when it disagrees.
+ * `previous`, the version `raw` replaces, lends the parsed entries the two lists share.
  */
-export function validateEnvironment(raw: unknown, idFromFile?: string): EnvironmentResult {
+export function validateEnvironment(raw: unknown, idFromFile?: string, previous?: EnvironmentPolicy): EnvironmentResult {
   const c = new Checker();
   const source = c.object('', raw, TOP_KEYS);
   if (!source) return { ok: false, errors: c.errors };
@@ -207,8 +208,15 @@ export function validateEnvironment(raw: unknown, idFromFile?: string): Environm
     // again. A plain loop, not c.list: the path string of each item is made only for an error.
     const list: string[] = [];
     const parsed: DomainPattern[] = [];
+    const reuse = reusableParsed(value, previous?.[key]);
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
+      const known = reuse(i);
+      if (known) {
+        list.push(item as string);
+        parsed.push(known);
+        continue;
+      }
       if (typeof item !== 'string') {
         c.expected(`${key}[${i}]`, 'a domain pattern string', item);
         continue;

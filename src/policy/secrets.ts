@@ -3,7 +3,8 @@
 // distinctive prefix and a fixed or bounded length, so an ordinary request is never refused.
 // Pure: the proxy feeds bytes in and turns a finding into a refusal.
 
-import { compileDomainSet, parseDomainPattern, type DomainSet } from './domains.js';
+import { compileDomainSet, type DomainSet } from './domain-set.js';
+import { parseDomainPattern } from './domains.js';
 import { remember } from './remember.js';
 
 export interface SecretFormatSource {

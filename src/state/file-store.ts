@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import { validateEnvironment } from '../policy/environment.js';
 import type { EnvironmentPolicy } from '../policy/types.js';
 import { removeFileDurably, writeFileAtomic } from './atomic.js';
+import { KeyedQueue } from './keyed-queue.js';
 import { parseSessionFile, type Session } from './sessions.js';
 
 import type { FileProblem, LoadReport, StateStore } from './store.js';
@@ -26,7 +27,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
   private configured: Map<string, EnvironmentPolicy>;
   private fromFiles = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
-  private writeChains = new Map<string, Promise<unknown>>();
+  private writes = new KeyedQueue();
   /**
    * Awaited after every write before it is acknowledged: with several worker processes, the
    * cluster makes every other worker re-read first, so an acknowledged write holds everywhere.
@@ -138,7 +139,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
     const info = await stat(file).catch(() => undefined);
     const cached = this.parsed.get(file);
     if (info && cached && cached.size === info.size && cached.mtimeMs === info.mtimeMs) return cached.result;
-    const result = await readEnvironmentFile(file, id);
+    const result = await readEnvironmentFile(file, id, this.fromFiles.get(id));
     if (info) this.parsed.set(file, { size: info.size, mtimeMs: info.mtimeMs, result });
     return result;
   }
@@ -165,7 +166,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
 
   /** Resolves once the file is durable and the in-memory view (and so the policy) is updated. */
   putEnvironment(policy: EnvironmentPolicy): Promise<void> {
-    return this.serialise(`env:${policy.id}`, async () => {
+    return this.writes.run(`env:${policy.id}`, async () => {
       // JSON is YAML, and writes a 100 000-entry policy in milliseconds where a YAML emitter takes
       // most of a second; hand-written files stay YAML.
       const file = join(this.environmentsDir, `${policy.id}.yaml`);
@@ -185,7 +186,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
   }
 
   deleteEnvironment(id: string): Promise<boolean> {
-    return this.serialise(`env:${id}`, async () => {
+    return this.writes.run(`env:${id}`, async () => {
       let removed = false;
       for (const ext of ['yaml', 'yml', 'json']) removed = (await this.removeEnvironmentFile(`${id}.${ext}`)) || removed;
       const known = this.fromFiles.delete(id) || this.configured.delete(id) || removed;
@@ -211,7 +212,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
   }
 
   putSession(session: Session): Promise<void> {
-    return this.serialise(`session:${session.id}`, async () => {
+    return this.writes.run(`session:${session.id}`, async () => {
       await writeFileAtomic(join(this.sessionsDir, `${session.id}.json`), `${JSON.stringify(session, null, 2)}\n`);
       this.sessions.set(session.id, session);
       this.emit('change');
@@ -221,7 +222,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
   }
 
   deleteSession(id: string): Promise<boolean> {
-    return this.serialise(`session:${id}`, async () => {
+    return this.writes.run(`session:${id}`, async () => {
       const removed = await removeFileDurably(join(this.sessionsDir, `${id}.json`));
       const known = this.sessions.delete(id) || removed;
       if (known) this.emit('change');
@@ -232,24 +233,16 @@ export class FileStateStore extends EventEmitter implements StateStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.writeChains.values()]);
+    await this.writes.idle();
   }
 
-  private serialise<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.writeChains.get(key) ?? Promise.resolve();
-    const next = previous.then(work, work);
-    const settled = next.catch(() => {});
-    this.writeChains.set(key, settled);
-    void settled.then(() => {
-      if (this.writeChains.get(key) === settled) this.writeChains.delete(key);
-    });
-    return next;
-  }
+
 }
 
 export async function readEnvironmentFile(
   file: string,
   id: string,
+  previous?: EnvironmentPolicy,
 ): Promise<{ ok: true; value: EnvironmentPolicy } | { ok: false; errors: { path: string; message: string }[] }> {
   let raw: unknown;
   try {
@@ -259,7 +252,7 @@ export async function readEnvironmentFile(
   } catch (error) {
     return { ok: false, errors: [{ path: '(yaml)', message: ((error as Error).message.split('\n')[0] ?? 'unreadable') }] };
   }
-  return validateEnvironment(raw, id);
+  return validateEnvironment(raw, id, previous);
 }
 
 /** JSON when it is JSON; YAML (a superset) otherwise, for its error messages and flow style. */

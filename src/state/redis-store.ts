@@ -133,7 +133,7 @@ export class RedisStateStore extends EventEmitter implements StateStore {
 
   private parseEnvironment(id: string, json: string): ReturnType<typeof validateEnvironment> {
     try {
-      return validateEnvironment(JSON.parse(json), id);
+      return validateEnvironment(JSON.parse(json), id, this.environments.get(id));
     } catch (error) {
       return { ok: false, errors: [{ path: '(json)', message: (error as Error).message }] };
     }

@@ -59,6 +59,7 @@ describe('every route but /healthz and /metrics needs the token', () => {
     ['GET', '/v1/environments/web', undefined],
     ['PUT', '/v1/environments/web', { access: 'full' }],
     ['PUT', '/v1/environments/web', { access: 'not even valid' }],
+    ['PATCH', '/v1/environments/web', { add: { allowedDomains: ['x.example.com'] } }],
     ['DELETE', '/v1/environments/web', undefined],
     ['POST', '/v1/environments/web/archive', undefined],
     ['POST', '/v1/environments/web/unarchive', undefined],
@@ -206,6 +207,55 @@ describe('environments and sessions change the wire at once', () => {
     await api(gate, 'PUT', '/v1/environments/ka', env('ka', { allowedDomains: ['registry.npmjs.org'] }));
     const second = parseResponseHead(await rawExchange(gate.proxyPort, `GET http://api.example.com:${upstream.port}/b HTTP/1.1\r\nHost: api.example.com:${upstream.port}\r\n${auth}\r\nConnection: close\r\n\r\n`));
     expect(second.headers['x-deny-reason']).toBe('host_not_allowed');
+  });
+});
+
+describe('PATCH edits the domain lists', () => {
+  it('an added entry is allowed and a removed one refused on the very next request; the edit is on disk; repeating it changes nothing', async () => {
+    expect((await api(gate, 'PUT', '/v1/environments/edits', env('edits'))).status).toBe(201);
+    const session = (await api(gate, 'POST', '/v1/sessions', { environment: 'edits' })).body as { id: string; token: string };
+    expect(await status(session, 'other.example.com')).toBe('host_not_allowed');
+
+    const added = await api(gate, 'PATCH', '/v1/environments/edits', { add: { allowedDomains: ['other.example.com', '*.example.org'] } });
+    expect(added).toMatchObject({ status: 200, body: { id: 'edits', allowedDomains: { added: ['other.example.com', '*.example.org'], removed: [], entries: 3 }, deniedDomains: { added: [], removed: [], entries: 0 } } });
+    expect(await status(session, 'other.example.com')).toBe('allowed');
+    expect(await status(session, 'api.example.com')).toBe('allowed');
+
+    const edited = await api(gate, 'PATCH', '/v1/environments/edits', { remove: { allowedDomains: ['api.example.com', 'never.example.com'] }, add: { deniedDomains: ['registry.npmjs.org'] } });
+    expect(edited.body).toMatchObject({ allowedDomains: { added: [], removed: ['api.example.com'], entries: 2 }, deniedDomains: { added: ['registry.npmjs.org'], entries: 1 } });
+    expect(await status(session, 'api.example.com')).toBe('host_not_allowed');
+    expect(await status(session, 'other.example.com')).toBe('allowed');
+
+    // Every other key of the policy is as it was.
+    const read = (await api(gate, 'GET', '/v1/environments/edits')).body;
+    expect(read).toEqual({ ...read, access: 'custom', allowedDomains: ['other.example.com', '*.example.org'], deniedDomains: ['registry.npmjs.org'], allowedPorts: [upstream.port] });
+    // What the state file holds survives a re-read of every file.
+    const onDisk = JSON.parse(readFileSync(join(gate.stateDir, 'environments', 'edits.yaml'), 'utf8'));
+    expect(onDisk.allowedDomains).toEqual(['other.example.com', '*.example.org']);
+    expect((await api(gate, 'POST', '/v1/reload')).status).toBe(200);
+    expect((await api(gate, 'GET', '/v1/environments/edits')).body.allowedDomains).toEqual(['other.example.com', '*.example.org']);
+
+    const again = await api(gate, 'PATCH', '/v1/environments/edits', { add: { allowedDomains: ['other.example.com'] }, remove: { allowedDomains: ['api.example.com'] } });
+    expect(again.body).toMatchObject({ allowedDomains: { added: [], removed: [], entries: 2 } });
+  });
+
+  it('concurrent edits of one environment all land', async () => {
+    await api(gate, 'PUT', '/v1/environments/crowd', env('crowd'));
+    const hosts = Array.from({ length: 25 }, (_, i) => `h${i}.crowd.example.com`);
+    const answers = await Promise.all(hosts.map((h) => api(gate, 'PATCH', '/v1/environments/crowd', { add: { allowedDomains: [h] } })));
+    expect(answers.map((a) => a.status)).toEqual(hosts.map(() => 200));
+    const list = (await api(gate, 'GET', '/v1/environments/crowd')).body.allowedDomains as string[];
+    expect([...list].sort()).toEqual(['api.example.com', ...hosts].sort());
+  });
+
+  it('a bad edit is refused with the path of every error and changes nothing', async () => {
+    await api(gate, 'PUT', '/v1/environments/bad-edit', env('bad-edit'));
+    const refused = await api(gate, 'PATCH', '/v1/environments/bad-edit', { add: { allowedDomains: ['ok.example.com', '*.com', 7], ports: [1] }, rename: {} });
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['add.allowedDomains[1]', 'add.allowedDomains[2]', 'add.ports', 'rename'].sort());
+    expect((await api(gate, 'GET', '/v1/environments/bad-edit')).body.allowedDomains).toEqual(['api.example.com']);
+    expect((await api(gate, 'PATCH', '/v1/environments/nope', { add: { allowedDomains: ['a.example.com'] } })).status).toBe(404);
+    expect((await api(gate, 'PATCH', '/v1/environments/bad-edit', [1, 2])).status).toBe(400);
   });
 });
 

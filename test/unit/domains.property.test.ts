@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { compileDomainSet, isPlainName, normalizeHost, parseDomainPattern, type DomainPattern } from '../../src/policy/domains.js';
+import { compileDomainSet } from '../../src/policy/domain-set.js';
+import { isPlainName, normalizeHost, parseDomainPattern, type DomainPattern } from '../../src/policy/domains.js';
 
 // A small alphabet so that generated hosts and patterns collide often.
 const label = fc.constantFrom('a', 'b', 'ab', 'x-y', 'com', 'org');

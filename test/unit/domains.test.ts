@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { compileDomainSet, normalizeHost, parseDomainPattern, type DomainPattern } from '../../src/policy/domains.js';
+import { compileDomainSet } from '../../src/policy/domain-set.js';
+import { normalizeHost, parseDomainPattern, type DomainPattern } from '../../src/policy/domains.js';
 
 const WEB = new Set([80, 443]);
 

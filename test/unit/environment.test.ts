@@ -1,5 +1,8 @@
 import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import { parseDomainPattern } from '../../src/policy/domains.js';
 import { validateEnvironment } from '../../src/policy/environment.js';
+import { recallParsed } from '../../src/policy/parsed-patterns.js';
 
 describe('validateEnvironment: valid objects', () => {
   it('fills defaults for a minimal object', () => {
@@ -154,5 +157,54 @@ describe('validateEnvironment: invalid objects', () => {
   ];
   it.each(table)('%j (%s)', (raw, errors) => {
     expect(validateEnvironment(raw)).toEqual({ ok: false, errors });
+  });
+});
+
+describe('validateEnvironment with the version it replaces', () => {
+  // Valid and invalid entries, repeated so that edits keep long shared runs.
+  const entry = fc.constantFrom('a.example.com', '*.b.example.com', 'c.example.com:8443', '10.0.0.1', '[2001:db8::1]:443', 'BÜCHER.example', 'bad entry', '*.com', 7 as unknown as string);
+  const edit = fc.oneof(
+    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), value: entry }),
+    fc.record({ kind: fc.constant('remove' as const), at: fc.nat() }),
+    fc.record({ kind: fc.constant('replace' as const), at: fc.nat(), value: entry }),
+  );
+
+  it('gives the same answer as validating from scratch, after any edits', () => {
+    fc.assert(
+      fc.property(fc.array(entry, { maxLength: 30 }), fc.array(edit, { maxLength: 4 }), (before, edits) => {
+        const previous = validateEnvironment({ id: 'e', access: 'custom', allowedDomains: before.filter((e) => typeof e === 'string' && parseDomainPattern(e).ok) });
+        if (!previous.ok) throw new Error('the valid subset must validate');
+        const after = [...previous.value.allowedDomains] as unknown[];
+        for (const e of edits) {
+          const at = after.length === 0 ? 0 : e.at % (after.length + (e.kind === 'insert' ? 1 : 0));
+          if (e.kind === 'insert') after.splice(at, 0, e.value);
+          else if (e.kind === 'remove') after.splice(at, 1);
+          else after.splice(at, 1, e.value);
+        }
+        const raw = { id: 'e', access: 'custom', allowedDomains: after };
+        const fresh = validateEnvironment(raw);
+        const reused = validateEnvironment(raw, undefined, previous.value);
+        expect(reused).toEqual(fresh);
+        if (fresh.ok && reused.ok) expect(recallParsed(reused.value.allowedDomains)).toEqual(recallParsed(fresh.value.allowedDomains));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('parses only the edited entry of a long list, keeping the parsed entries of the rest', () => {
+    const list = Array.from({ length: 1000 }, (_, i) => `h${i}.example.com`);
+    const previous = validateEnvironment({ id: 'e', access: 'custom', allowedDomains: list });
+    if (!previous.ok) throw new Error('valid');
+    const edited = [...list.slice(0, 500), 'inserted.example.com', ...list.slice(501)];
+    const next = validateEnvironment({ id: 'e', access: 'custom', allowedDomains: edited }, undefined, previous.value);
+    if (!next.ok) throw new Error('valid');
+    const before = recallParsed(previous.value.allowedDomains) ?? [];
+    const after = recallParsed(next.value.allowedDomains) ?? [];
+    // The same objects, not equal copies: taken over, not parsed again.
+    expect(after[0]).toBe(before[0]);
+    expect(after[499]).toBe(before[499]);
+    expect(after[501]).toBe(before[501]);
+    expect(after[999]).toBe(before[999]);
+    expect(after[500]).toEqual({ kind: 'exact', host: 'inserted.example.com', source: 'inserted.example.com' });
   });
 });
