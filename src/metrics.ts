@@ -4,12 +4,16 @@
 // exception is opt-in (`metrics.hostLabels`), and even then capped (`metrics.maxHostLabels`).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { talliedCounter, type Tally } from './metrics-tally.js';
 
 export interface Metrics {
   registry: Registry;
+  /** Counted through `requestTally` (metrics-tally.ts), as are the other tallied counters. */
   requests: Counter<'environment' | 'decision' | 'reason'>;
+  requestTally: Tally<'environment' | 'decision' | 'reason'>;
   activeConnections: Gauge;
   tunnelBytes: Counter<'environment' | 'direction'>;
+  tunnelBytesTally: Tally<'environment' | 'direction'>;
   decisionDuration: Histogram;
   policyReloads: Counter<'result'>;
   rateLimited: Counter<'environment' | 'scope'>;
@@ -19,6 +23,7 @@ export interface Metrics {
   policyEntries: Gauge<'environment'>;
   buildInfo: Gauge<'version' | 'node'>;
   bytes: Counter<'environment' | 'direction' | 'kind'>;
+  bytesTally: Tally<'environment' | 'direction' | 'kind'>;
   rateLimitedSessions: RecentSessions;
   /** Only when an operator opts in with `metrics.hostLabels`. */
   hostRequests: Counter<'environment' | 'host' | 'decision'> | undefined;
@@ -60,11 +65,16 @@ export function createMetrics(version: string, options: MetricsOptions = { hostL
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const rateLimitedSessions = new RecentSessions();
+  const requests = talliedCounter({ name: 'egress_requests_total', help: 'Requests and tunnels by decision and reason', labelNames: ['environment', 'decision', 'reason'], registers: [registry] });
+  const tunnelBytes = talliedCounter({ name: 'egress_tunnel_bytes_total', help: 'Bytes through CONNECT tunnels (up: client to upstream)', labelNames: ['environment', 'direction'], registers: [registry] });
+  const bytes = talliedCounter({ name: 'egress_bytes_total', help: 'Bytes per environment: whole tunnels, and request and response bodies of plain HTTP', labelNames: ['environment', 'direction', 'kind'], registers: [registry] });
   const metrics: Metrics = {
     registry,
-    requests: new Counter({ name: 'egress_requests_total', help: 'Requests and tunnels by decision and reason', labelNames: ['environment', 'decision', 'reason'], registers: [registry] }),
+    requests: requests.counter,
+    requestTally: requests.tally,
     activeConnections: new Gauge({ name: 'egress_active_connections', help: 'Client connections open now', registers: [registry] }),
-    tunnelBytes: new Counter({ name: 'egress_tunnel_bytes_total', help: 'Bytes through CONNECT tunnels (up: client to upstream)', labelNames: ['environment', 'direction'], registers: [registry] }),
+    tunnelBytes: tunnelBytes.counter,
+    tunnelBytesTally: tunnelBytes.tally,
     decisionDuration: new Histogram({ name: 'egress_decision_duration_seconds', help: 'Time from request to decision (identity, policy, limits, DNS)', buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1], registers: [registry] }),
     policyReloads: new Counter({ name: 'egress_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers: [registry] }),
     rateLimited: new Counter({ name: 'egress_rate_limited_total', help: 'Refusals by the rate limiter, by bucket', labelNames: ['environment', 'scope'], registers: [registry] }),
@@ -73,7 +83,8 @@ export function createMetrics(version: string, options: MetricsOptions = { hostL
     errors: new Counter({ name: 'egress_errors_total', help: 'Errors by type', labelNames: ['type'], registers: [registry] }),
     policyEntries: new Gauge({ name: 'egress_policy_entries', help: 'Compiled allow and deny entries per environment', labelNames: ['environment'], registers: [registry] }),
     buildInfo: new Gauge({ name: 'egress_build_info', help: 'Build information', labelNames: ['version', 'node'], registers: [registry] }),
-    bytes: new Counter({ name: 'egress_bytes_total', help: 'Bytes per environment: whole tunnels, and request and response bodies of plain HTTP', labelNames: ['environment', 'direction', 'kind'], registers: [registry] }),
+    bytes: bytes.counter,
+    bytesTally: bytes.tally,
     rateLimitedSessions,
     hostRequests: options.hostLabels
       ? new Counter({ name: 'egress_host_requests_total', help: 'Requests and tunnels by destination host (opt-in; hosts beyond metrics.maxHostLabels fold into "other")', labelNames: ['environment', 'host', 'decision'], registers: [registry] })

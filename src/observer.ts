@@ -2,6 +2,7 @@
 
 import { createDecisionWriter, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+import type { TallyCell } from './metrics-tally.js';
 import { remember } from './policy/remember.js';
 import type { DecisionRecord, ProxyObserver } from './proxy/context.js';
 
@@ -22,25 +23,25 @@ export function createObserver(log: Logger, metrics: Metrics, knownEnvironment: 
     hosts.add(host);
     return host;
   };
-  // Label children kept per label set: prom-client sorts and hashes a label object on every
-  // call. Label values are bounded (configured environments, fixed reasons), and counters are
-  // never reset, so the children stay valid.
-  const requestCounters = new Map<string, { inc(): void }>();
-  const requestCounter = (environment: string, decision: string, reason: string): { inc(): void } =>
-    remember(requestCounters, `${environment}\n${decision}\n${reason}`, () => metrics.requests.labels({ environment, decision, reason }));
-  const byteCounters = new Map<string, { up: { inc(n: number): void }; down: { inc(n: number): void } }>();
+  // Tally cells kept per label set (metrics-tally.ts). Label values are bounded (configured
+  // environments, fixed reasons), and cells are never dropped, so a kept cell stays valid.
+  const requestCells = new Map<string, TallyCell>();
+  const requestCell = (environment: string, decision: string, reason: string): TallyCell =>
+    remember(requestCells, `${environment}\n${decision}\n${reason}`, () => metrics.requestTally.cell({ environment, decision, reason }));
+  const byteCells = new Map<string, { up: TallyCell; down: TallyCell }>();
   const bytes = (environment: string, kind: 'tunnel' | 'forward', up: number, down: number): void => {
-    const pair = remember(byteCounters, `${environment}\n${kind}`, () => ({
-      up: metrics.bytes.labels({ environment, kind, direction: 'up' }),
-      down: metrics.bytes.labels({ environment, kind, direction: 'down' }),
+    const pair = remember(byteCells, `${environment}\n${kind}`, () => ({
+      up: metrics.bytesTally.cell({ environment, kind, direction: 'up' }),
+      down: metrics.bytesTally.cell({ environment, kind, direction: 'down' }),
     }));
-    pair.up.inc(up);
-    pair.down.inc(down);
+    pair.up.value += up;
+    pair.down.value += down;
   };
+  const tunnelCells = new Map<string, { up: TallyCell; down: TallyCell }>();
   return {
     decision(record: DecisionRecord) {
       const environment = label(record.environment);
-      requestCounter(environment, record.decision, record.reason).inc();
+      requestCell(environment, record.decision, record.reason).value += 1;
       metrics.hostRequests?.inc({ environment, host: hostLabel(record.host), decision: record.decision });
       if (record.decisionSeconds !== undefined) metrics.decisionDuration.observe(record.decisionSeconds);
       if (record.reason === 'rate_limited') {
@@ -51,8 +52,9 @@ export function createObserver(log: Logger, metrics: Metrics, knownEnvironment: 
     },
     tunnelBytes(environment, up, down) {
       const env = label(environment);
-      metrics.tunnelBytes.inc({ environment: env, direction: 'up' }, up);
-      metrics.tunnelBytes.inc({ environment: env, direction: 'down' }, down);
+      const pair = remember(tunnelCells, env, () => ({ up: metrics.tunnelBytesTally.cell({ environment: env, direction: 'up' }), down: metrics.tunnelBytesTally.cell({ environment: env, direction: 'down' }) }));
+      pair.up.value += up;
+      pair.down.value += down;
       bytes(env, 'tunnel', up, down);
     },
     forwardBytes(environment, up, down) {

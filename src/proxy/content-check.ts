@@ -120,7 +120,14 @@ export function declaresBody(headers: IncomingHttpHeaders): boolean {
 
 /** Streams a request body upstream, through the content filter when the environment has one. */
 export function streamBody(source: Readable, upstreamReq: ClientRequest, options: BodyStream): void {
-  const filter = options.bodiless ? undefined : createBodyFilter(options.env, options.formats, options.target, options.onLogged);
+  if (options.bodiless) {
+    // Nothing to carry: no pipe (a dozen listeners and closures per request) for an empty body.
+    // The source is still read to its end, so the connection can take its next request.
+    upstreamReq.end();
+    source.resume();
+    return;
+  }
+  const filter = createBodyFilter(options.env, options.formats, options.target, options.onLogged);
   if (!filter) {
     source.pipe(upstreamReq);
     return;
