@@ -43,6 +43,31 @@ function bucketSpec(scope: BucketSpec['scope'], rate: number, burst: number): Bu
   return { scope, rate, burst: Math.max(burst, Math.ceil(rate)) };
 }
 
+/**
+ * A session's place among its open connections, given back once by `release`. One object
+ * rather than a closure and its context: a tunnel holds it for as long as it is open, and idle
+ * tunnels are counted in thousands.
+ */
+class OpenSlot {
+  readonly ok = true as const;
+  private released = false;
+  sharedRelease: (() => void) | undefined;
+
+  constructor(
+    private readonly counts: Map<string, number>,
+    private readonly sessionKey: string,
+  ) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.sharedRelease?.();
+    const now = (this.counts.get(this.sessionKey) ?? 1) - 1;
+    if (now <= 0) this.counts.delete(this.sessionKey);
+    else this.counts.set(this.sessionKey, now);
+  }
+}
+
 export class Limits implements Limiter {
   private readonly buckets = new Map<string, RateLimiterAbstract>();
   /** Per compiled environment (an immutable snapshot): its buckets, resolved once, not per request. */
@@ -115,25 +140,16 @@ export class Limits implements Limiter {
       return { ok: false, scope: 'connections', retryAfterSeconds: 1, state: { scope: 'connections', limit: max, open: current } };
     }
     this.openCount.set(sessionKey, current + 1);
-    let released = false;
-    let sharedRelease: (() => void) | undefined;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      sharedRelease?.();
-      const now = (this.openCount.get(sessionKey) ?? 1) - 1;
-      if (now <= 0) this.openCount.delete(sessionKey);
-      else this.openCount.set(sessionKey, now);
-    };
+    const slot = new OpenSlot(this.openCount, sessionKey);
     if (this.sharedConnections) {
       const shared = await this.sharedConnections.acquire(sessionKey, max);
       if (!shared.ok) {
-        release();
+        slot.release();
         return { ok: false, scope: 'connections', retryAfterSeconds: 1, state: { scope: 'connections', limit: max, open: shared.open, shared: true } };
       }
-      sharedRelease = shared.release;
+      slot.sharedRelease = shared.release;
     }
-    return { ok: true, release };
+    return slot;
   }
 
   bandwidth(sessionKey: string, environment: CompiledEnvironment): Shaping | undefined {

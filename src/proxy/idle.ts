@@ -5,20 +5,18 @@
 
 import type { Socket } from 'node:net';
 
-interface Watched {
-  sockets: readonly Socket[];
+/** One watched tunnel: its two sockets, and what to do once it is idle. */
+export interface Watched {
+  a: Socket;
+  b: Socket;
   onIdle: () => void;
-  /** Bytes moved through all the sockets at the last sweep. */
+  /** Bytes moved through both sockets at the last sweep. */
   moved: number;
   /** When `moved` last changed. */
   activeAt: number;
 }
 
-const movedThrough = (sockets: readonly Socket[]): number => {
-  let total = 0;
-  for (const socket of sockets) total += socket.bytesRead + socket.bytesWritten;
-  return total;
-};
+const movedThrough = (entry: { a: Socket; b: Socket }): number => entry.a.bytesRead + entry.a.bytesWritten + entry.b.bytesRead + entry.b.bytesWritten;
 
 export class IdleSweeper {
   private readonly watched = new Set<Watched>();
@@ -26,15 +24,21 @@ export class IdleSweeper {
 
   constructor(private readonly timeoutMs: number) {}
 
-  /** Calls `onIdle` once no byte has moved through any of `sockets` for the timeout; returns the way to stop watching. */
-  watch(sockets: readonly Socket[], onIdle: () => void): () => void {
-    const entry: Watched = { sockets, onIdle, moved: movedThrough(sockets), activeAt: performance.now() };
+  /**
+   * Calls `onIdle` once no byte has moved through either socket for the timeout. The entry is
+   * what `unwatch` takes: no closure per tunnel, since idle tunnels are counted in thousands.
+   */
+  watch(a: Socket, b: Socket, onIdle: () => void): Watched {
+    const entry: Watched = { a, b, onIdle, moved: 0, activeAt: performance.now() };
+    entry.moved = movedThrough(entry);
     this.watched.add(entry);
     this.timer ??= setInterval(() => this.sweep(), Math.max(25, Math.min(1_000, this.timeoutMs / 4))).unref();
-    return () => {
-      this.watched.delete(entry);
-      if (this.watched.size === 0) this.stop();
-    };
+    return entry;
+  }
+
+  unwatch(entry: Watched): void {
+    this.watched.delete(entry);
+    if (this.watched.size === 0) this.stop();
   }
 
   stop(): void {
@@ -45,7 +49,7 @@ export class IdleSweeper {
   private sweep(): void {
     const now = performance.now();
     for (const entry of this.watched) {
-      const moved = movedThrough(entry.sockets);
+      const moved = movedThrough(entry);
       if (moved !== entry.moved) {
         entry.moved = moved;
         entry.activeAt = now;

@@ -17,6 +17,10 @@ export interface ProxyServer {
   close(graceMs: number): Promise<void>;
 }
 
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
+
 export function createProxyServer(ctx: ProxyContext): ProxyServer {
   const agent = createUpstreamAgent();
   const idleTunnels = new IdleSweeper(ctx.settings.idleTimeoutMs);
@@ -37,14 +41,18 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
   server.maxConnections = ctx.settings.maxConnections;
   const sockets = new Set<Socket>();
 
+  // Listeners shared by every socket (`this` is the socket), not two closures per connection:
+  // an idle tunnel holds its client socket, and idle tunnels are counted in thousands.
+  function onClose(this: Socket): void {
+    sockets.delete(this);
+    ctx.observer.connectionClosed();
+  }
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     ctx.observer.connectionOpened();
-    socket.setTimeout(ctx.settings.idleTimeoutMs, () => socket.destroy());
-    socket.once('close', () => {
-      sockets.delete(socket);
-      ctx.observer.connectionClosed();
-    });
+    socket.setTimeout(ctx.settings.idleTimeoutMs);
+    socket.on('timeout', destroySocket);
+    socket.on('close', onClose);
   });
   server.on('request', (req, res) => {
     handleForward(ctx, agent, req, res).catch((error: Error) => {

@@ -17,10 +17,15 @@ import { refuseSocket } from './refuse.js';
 import { parseAuthority } from './target.js';
 import { pipeShaped } from './throttle.js';
 
+/** Until the tunnel's own teardown takes over: a shared listener, not a closure per tunnel. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, client: Duplex, head: Buffer, idle: IdleSweeper): Promise<void> {
   const started = performance.now();
   const clientSocket = client as Socket;
-  client.on('error', () => client.destroy());
+  client.on('error', destroyOnError);
   const parsed = parseAuthority(req.url ?? '');
   if (!parsed.ok) {
     const host = (req.url ?? '').slice(0, 300);
@@ -86,11 +91,11 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   // The idle timer set at accept (server.ts) would be re-armed on every chunk; the sweeper
   // watches the tunnel's byte counters instead.
   clientSocket.setTimeout?.(0);
-  const unwatch = idle.watch([clientSocket, upstream], teardown);
+  const watched = idle.watch(clientSocket, upstream, teardown);
   const finish = (): void => {
     if (finished || !client.destroyed || !upstream.destroyed) return;
     finished = true;
-    unwatch();
+    idle.unwatch(watched);
     unregister();
     slot.release?.();
     shaping?.release();
@@ -101,6 +106,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   };
 
   upstream.on('error', teardown);
+  client.off('error', destroyOnError);
   client.on('error', teardown);
   upstream.on('close', () => {
     // The upstream is gone: nothing more can reach the client once what is buffered drains.

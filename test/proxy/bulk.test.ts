@@ -1,11 +1,13 @@
 // Large bodies stream through intact: 64 MiB down a CONNECT tunnel (curl over TLS) and 32 MiB
-// each way through plain forwarding, every byte compared by SHA-256.
+// each way through plain forwarding, every byte compared by SHA-256; a tunnel whose client stops
+// reading stops the upstream too, rather than filling the proxy's memory.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { writeFileSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
 import { createTestCa } from '../helpers/certs.js';
 import { startGate, tempDir, type Gate } from '../helpers/gate.js';
 import { run, cleanEnv } from '../helpers/run.js';
@@ -97,5 +99,50 @@ describe('bulk transfers', () => {
     });
     expect(download.bytes).toBe(size);
     expect(download.sha).toBe(patternSha(size));
+  });
+
+  it('a tunnel whose client stops reading stops its upstream: the proxy holds a few MiB, not the 256 MiB on offer', async () => {
+    // A raw upstream that writes as fast as the tunnel takes bytes, and counts what it got rid of.
+    let flushed = 0;
+    const sockets: Socket[] = [];
+    const source = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      const chunk = Buffer.alloc(64 * 1024, 7);
+      const pump = (): void => {
+        while (flushed < 256 * MiB && !socket.destroyed) {
+          const more = socket.write(chunk, () => {
+            flushed += chunk.length;
+          });
+          if (!more) return void socket.once('drain', pump);
+        }
+      };
+      pump();
+    });
+    await new Promise<void>((resolve) => source.listen(0, '127.0.0.1', resolve));
+    const port = (source.address() as { port: number }).port;
+    const stalled = await startGate({
+      config: { upstream: { resolve: { 'registry.npmjs.org': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+      environments: [{ id: 'default', access: 'trusted', allowedPorts: [port] }],
+    });
+    const client = connect(stalled.proxyPort, '127.0.0.1');
+    try {
+      client.write(`CONNECT registry.npmjs.org:${port} HTTP/1.1\r\nHost: registry.npmjs.org:${port}\r\n\r\n`);
+      // Read the tunnel's answer and the first bytes, then stop reading.
+      await new Promise<void>((resolve) => client.once('data', () => resolve()));
+      client.pause();
+      let last = -1;
+      for (let i = 0; i < 40 && flushed !== last; i++) {
+        last = flushed;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(flushed, 'the upstream kept sending while nobody read').toBeLessThan(64 * MiB);
+      expect(flushed).toBeGreaterThan(0);
+    } finally {
+      client.destroy();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => source.close(resolve));
+      await stalled.stop();
+    }
   });
 });
