@@ -7,6 +7,7 @@ import type { ReasonCode } from '../policy/types.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse } from './refuse.js';
+import { streamBytes } from './stream-bytes.js';
 
 type UpstreamFailure = Extract<ReasonCode, 'upstream_timeout' | 'upstream_unreachable' | 'upstream_tls_error'>;
 
@@ -39,8 +40,7 @@ export function relayUpstream(ctx: ProxyContext, upstreamReq: ClientRequest, res
   });
   upstreamReq.on('response', (upstreamRes) => {
     res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, endToEndHeaders(upstreamRes.rawHeaders));
-    upstreamRes.on('data', (chunk: Buffer) => hooks.onDownBytes(chunk.length));
-    upstreamRes.pipe(res);
+    streamBytes(upstreamRes, res, hooks.onDownBytes);
     upstreamRes.on('error', () => res.destroy());
     res.on('finish', () => hooks.finish());
   });

@@ -5,6 +5,7 @@
 // flow control slows the sender itself instead of the proxy buffering for it.
 
 import type { Duplex } from 'node:stream';
+import { streamBytes } from './stream-bytes.js';
 
 /** A token bucket of bytes that may go into debt by at most one chunk. */
 export class ByteBudget {
@@ -100,7 +101,7 @@ export class SessionBandwidth {
  */
 export function pipeShaped(source: Duplex, dest: Duplex, budget: ByteBudget | undefined): void {
   if (!budget) {
-    relay(source, dest);
+    streamBytes(source, dest);
     return;
   }
   let backpressure = false;
@@ -136,20 +137,4 @@ export function pipeShaped(source: Duplex, dest: Duplex, budget: ByteBudget | un
     clearTimeout(timer);
     timer = undefined;
   });
-}
-
-/**
- * `source.pipe(dest)` without pipe's machinery: pipe() hangs a dozen closures and two once
- * wrappers on the two streams, about 1 KB per direction that an idle tunnel keeps for as long as
- * it is open (10 000 idle tunnels: 20 MB). Reads stop while `dest` is full and start again when
- * it drains; bytes for a destination that is gone are dropped, as pipe() drops them once it
- * has unpiped; `dest` ends when `source` does (a half-close passes through).
- */
-function relay(source: Duplex, dest: Duplex): void {
-  source.on('data', (chunk: Buffer) => {
-    if (dest.destroyed) return;
-    if (!dest.write(chunk)) source.pause();
-  });
-  dest.on('drain', () => source.resume());
-  source.on('end', () => dest.end());
 }
