@@ -96,10 +96,8 @@ function editList(list: readonly string[], remove: readonly string[], add: reado
   const added: string[] = [];
   for (const entry of adding) {
     if (present.has(entry)) continue;
-    added.push(entry);
-  }
-  for (const entry of added) {
     const pattern = (parseDomainPattern(entry) as { pattern: DomainPattern }).pattern;
+    added.push(entry);
     kept.push(entry);
     parsed.push(pattern);
     touched.push(pattern);
