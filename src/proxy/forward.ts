@@ -108,7 +108,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
 
   // A kept-alive client connection is registered under its latest target, so a policy change
   // that refuses that target closes the connection rather than waiting for the next request.
-  const unregister = ctx.connections.add({ sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target, close: () => socket.destroy() });
+  const unregister = ctx.connections.holdRequest(socket, { sessionKey: admitted.sessionKey, sessionId: admitted.sessionId, environment: envId, target });
   let done = false;
   let bytesUp = 0;
   let bytesDown = 0;
