@@ -5,7 +5,7 @@ import { checkAddress, CidrSet } from './addresses.js';
 import { compileContent, type CompiledContent } from './content.js';
 import { compileDomainSet, editDomainSet, type CompiledDomainSet, type DomainMatch, type DomainSet } from './domain-set.js';
 import { isIpLiteral, normalizeHost, parseDomainPattern, type DomainPattern } from './domains.js';
-import { recallEdit, recallParsed } from './parsed-patterns.js';
+import { recallParsed, takeEdit } from './parsed-patterns.js';
 import type { Decision, EnvironmentPolicy, Target } from './types.js';
 
 /** The lists every environment shares: the Trusted allowlist and `defaults.alwaysAllow`. */
@@ -69,7 +69,7 @@ function compileList(entries: readonly string[], field: string, id: string): Com
   let set = compiledLists.get(entries);
   if (set) return set;
   const patterns = parseAll(entries, field, id);
-  const edit = recallEdit(entries);
+  const edit = takeEdit(entries);
   const base = edit && compiledLists.get(edit.from);
   set = base && edit ? editDomainSet(base, patterns, edit.touched) : compileDomainSet(patterns);
   compiledLists.set(entries, set);

@@ -4,7 +4,7 @@
 
 import picomatch from 'picomatch';
 import { parseDomainPattern, type DomainPattern } from './domains.js';
-import { rememberParsed, reusableParsed } from './parsed-patterns.js';
+import { reusableParsed } from './parsed-patterns.js';
 import type { AccessLevel, ContentPolicy, ContentRule, EnvironmentPolicy, RateLimitPolicy } from './types.js';
 
 export interface PolicyError {
@@ -211,7 +211,7 @@ export function validateEnvironment(raw: unknown, idFromFile?: string, previous?
     const reuse = reusableParsed(value, previous?.[key]);
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      const known = reuse(i);
+      const known = reuse.at(i);
       if (known) {
         list.push(item as string);
         parsed.push(known);
@@ -229,7 +229,7 @@ export function validateEnvironment(raw: unknown, idFromFile?: string, previous?
       list.push(item);
       parsed.push(result.pattern);
     }
-    rememberParsed(list, parsed);
+    reuse.remember(list, parsed);
     return list;
   };
   const allowedDomains = patterns('allowedDomains');

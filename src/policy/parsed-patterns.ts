@@ -20,11 +20,17 @@ export function recallParsed(list: readonly string[]): readonly DomainPattern[] 
  * What validation can take from the previous version of a list instead of parsing again: the
  * entries of the common prefix and the common suffix of the two lists. An entry added, removed
  * or changed anywhere leaves the rest in place, so a one-entry edit of a 100 000-entry list
- * parses one entry. Returns the pattern for index `i` of `next`, or undefined to parse it.
+ * parses one entry. `at(i)` is the pattern for index `i` of `next`, or undefined to parse it;
+ * `remember(list, parsed)`, once `next` validated whole, records the list's parsed form and,
+ * when there was a previous version, what changed from it (so compiling it starts from the
+ * previous tables, as for a PATCH).
  */
-export function reusableParsed(next: readonly unknown[], previous: readonly string[] | undefined): (i: number) => DomainPattern | undefined {
-  const parsed = previous && parsedByList.get(previous);
-  if (!previous || !parsed) return () => undefined;
+export function reusableParsed(
+  next: readonly unknown[],
+  previous: readonly string[] | undefined,
+): { at(i: number): DomainPattern | undefined; remember(list: readonly string[], parsed: readonly DomainPattern[]): void } {
+  const before = previous && parsedByList.get(previous);
+  if (!previous || !before) return { at: () => undefined, remember: rememberParsed };
   const shorter = Math.min(next.length, previous.length);
   let prefix = 0;
   while (prefix < shorter && next[prefix] === previous[prefix]) prefix++;
@@ -32,7 +38,16 @@ export function reusableParsed(next: readonly unknown[], previous: readonly stri
   while (suffix < shorter - prefix && next[next.length - 1 - suffix] === previous[previous.length - 1 - suffix]) suffix++;
   const shift = previous.length - next.length;
   const suffixStart = next.length - suffix;
-  return (i) => (i < prefix ? parsed[i] : i >= suffixStart ? parsed[i + shift] : undefined);
+  return {
+    at: (i) => (i < prefix ? before[i] : i >= suffixStart ? before[i + shift] : undefined),
+    remember(list, parsed) {
+      rememberParsed(list, parsed);
+      // Only a list that kept every item lines up with `next` index for index.
+      if (list.length !== next.length) return;
+      const touched = before.slice(prefix, previous.length - suffix).concat(parsed.slice(prefix, suffixStart));
+      rememberEdit(list, { from: previous, touched });
+    },
+  };
 }
 
 /** A list made by editing another (domain-edits.ts): the entries it added and removed. */
@@ -47,6 +62,13 @@ export function rememberEdit(list: readonly string[], edit: ListEdit): void {
   editsByList.set(list, edit);
 }
 
-export function recallEdit(list: readonly string[]): ListEdit | undefined {
-  return editsByList.get(list);
+/**
+ * The edit a list was made by, handed over once: compiling the list is its only use, and the
+ * edit holds the previous version of the list, which holds its own edit, and so on: kept, every
+ * version an environment ever had would stay in memory.
+ */
+export function takeEdit(list: readonly string[]): ListEdit | undefined {
+  const edit = editsByList.get(list);
+  editsByList.delete(list);
+  return edit;
 }
