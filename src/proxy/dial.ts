@@ -3,7 +3,7 @@
 // that changes between check and connect (rebinding) cannot steer the connection inward.
 
 import { lookup } from 'node:dns/promises';
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { canonicalIp, checkAddress, type CidrSet } from '../policy/addresses.js';
 import type { ReasonCode } from '../policy/types.js';
 import { remember } from '../policy/remember.js';
@@ -90,10 +90,10 @@ export type Dialled =
   | { ok: true; socket: Socket; address: string; connectMs: number }
   | { ok: false; reason: Extract<ReasonCode, 'upstream_unreachable' | 'upstream_timeout'>; detail: string };
 
-function connectOnce(address: string, port: number, timeoutMs: number): Promise<Dialled> {
+function connectOnce(address: string, port: number, timeoutMs: number, onread: OnReadOpts | undefined): Promise<Dialled> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const socket = connect({ host: address, port, allowHalfOpen: true, noDelay: true });
+    const socket = connect({ host: address, port, allowHalfOpen: true, noDelay: true, onread });
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ ok: false, reason: 'upstream_timeout', detail: `connect to ${address}:${port} timed out` });
@@ -111,11 +111,14 @@ function connectOnce(address: string, port: number, timeoutMs: number): Promise<
   });
 }
 
-/** Tries the checked addresses in order; the first that answers wins. */
-export async function dialChecked(addresses: string[], port: number, timeoutMs: number): Promise<Dialled> {
+/**
+ * Tries the checked addresses in order; the first that answers wins. `onread`, when given,
+ * is the socket's own read buffer and callback (pooled-reads.ts) in place of its data events.
+ */
+export async function dialChecked(addresses: string[], port: number, timeoutMs: number, onread?: OnReadOpts): Promise<Dialled> {
   let last: Dialled = { ok: false, reason: 'upstream_unreachable', detail: 'no address' };
   for (const address of addresses.slice(0, 4)) {
-    last = await connectOnce(address, port, timeoutMs);
+    last = await connectOnce(address, port, timeoutMs, onread);
     if (last.ok) return last;
   }
   return last;

@@ -15,6 +15,7 @@ import { dialChecked } from './dial.js';
 import type { IdleSweeper } from './idle.js';
 import { refuseSocket } from './refuse.js';
 import { parseAuthority } from './target.js';
+import { PooledDownstream } from './pooled-reads.js';
 import { pipeShaped } from './throttle.js';
 
 /** Until the tunnel's own teardown takes over: a shared listener, not a closure per tunnel. */
@@ -65,7 +66,8 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     });
     return;
   }
-  const dialled = await dialChecked(admitted.addresses, target.port, ctx.settings.connectTimeoutMs);
+  const downstream = new PooledDownstream();
+  const dialled = await dialChecked(admitted.addresses, target.port, ctx.settings.connectTimeoutMs, downstream.onread);
   if (!dialled.ok) {
     slot.release?.();
     refuseSocket(client, { reason: dialled.reason, host: target.host, environment: envId });
@@ -122,5 +124,5 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) upstream.write(head);
   pipeShaped(client, upstream, shaping?.up);
-  pipeShaped(upstream, client, shaping?.down);
+  downstream.attach(upstream, clientSocket, shaping?.down);
 }
