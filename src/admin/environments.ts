@@ -18,6 +18,12 @@ export const idParams = {
   properties: { id: { type: 'string', pattern: idPattern } },
 } as const;
 
+/** `Prefer: return=minimal`, among any other preferences (RFC 7240 §2, §4.2). */
+function prefersMinimal(prefer: string | string[] | undefined): boolean {
+  const values = Array.isArray(prefer) ? prefer : prefer === undefined ? [] : [prefer];
+  return values.some((value) => value.split(',').some((token) => token.split(';')[0]?.trim().toLowerCase().replace(/\s*=\s*/, '=') === 'return=minimal'));
+}
+
 export function environmentRoutes(app: FastifyInstance, runtime: Runtime): void {
   const store = runtime.store;
 
@@ -42,7 +48,11 @@ export function environmentRoutes(app: FastifyInstance, runtime: Runtime): void 
       if (!result.ok) return sendError(reply, 400, 'invalid environment', result.errors);
       const existed = previous !== undefined;
       await store.putEnvironment(result.value);
-      return reply.code(existed ? 200 : 201).send(result.value);
+      reply.code(existed ? 200 : 201);
+      // RFC 7240: a client that sends a long list need not have it sent back (3 MB at 100 000
+      // entries, a third of the time such a PUT takes under load); GET reads it.
+      if (prefersMinimal(request.headers.prefer)) return reply.header('preference-applied', 'return=minimal').send({ id });
+      return reply.send(result.value);
     },
   );
 

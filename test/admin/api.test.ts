@@ -259,6 +259,27 @@ describe('PATCH edits the domain lists', () => {
   });
 });
 
+describe('PUT with Prefer: return=minimal', () => {
+  it('answers the id alone, with Preference-Applied, and the policy is in force as with the full answer', async () => {
+    const put = async (body: unknown, prefer: string) =>
+      fetch(`${gate.adminUrl}/v1/environments/minimal`, { method: 'PUT', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', prefer }, body: JSON.stringify(body) });
+    const created = await put(env('minimal'), 'respond-async, return=minimal');
+    expect(created.status).toBe(201);
+    expect(created.headers.get('preference-applied')).toBe('return=minimal');
+    expect(await created.json()).toEqual({ id: 'minimal' });
+    const replaced = await put(env('minimal', { allowedDomains: ['other.example.com'] }), 'return = minimal');
+    expect(replaced.status).toBe(200);
+    expect(await replaced.json()).toEqual({ id: 'minimal' });
+    expect((await api(gate, 'GET', '/v1/environments/minimal')).body.allowedDomains).toEqual(['other.example.com']);
+    const check = await api(gate, 'GET', '/v1/check?environment=minimal&url=http://other.example.com:' + upstream.port + '/');
+    expect(check.body.decision).toBe('allow');
+    // Any other preference gets the policy back, as without the header.
+    const full = await put(env('minimal'), 'return=representation');
+    expect(full.headers.get('preference-applied')).toBeNull();
+    expect((await full.json()).allowedDomains).toEqual(['api.example.com']);
+  });
+});
+
 describe('error paths', () => {
   it.each([
     ['GET', '/v1/environments/nope', undefined, 404, /unknown environment "nope"/],
