@@ -15,7 +15,7 @@ import { dialChecked } from './dial.js';
 import type { IdleSweeper } from './idle.js';
 import { refuseSocket } from './refuse.js';
 import { parseAuthority } from './target.js';
-import { PooledDownstream } from './pooled-reads.js';
+import { PooledDownstream, pooledReads } from './pooled-reads.js';
 import { pipeShaped } from './throttle.js';
 
 /** Until the tunnel's own teardown takes over: a shared listener, not a closure per tunnel. */
@@ -66,8 +66,7 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     });
     return;
   }
-  const downstream = new PooledDownstream();
-  const dialled = await dialChecked(admitted.addresses, target.port, ctx.settings.connectTimeoutMs, downstream.onread);
+  const dialled = await dialChecked(admitted.addresses, target.port, ctx.settings.connectTimeoutMs, pooledReads);
   if (!dialled.ok) {
     slot.release?.();
     refuseSocket(client, { reason: dialled.reason, host: target.host, environment: envId });
@@ -124,5 +123,5 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
   if (head.length > 0) upstream.write(head);
   pipeShaped(client, upstream, shaping?.up);
-  downstream.attach(upstream, clientSocket, shaping?.down);
+  new PooledDownstream(upstream, clientSocket, shaping?.down);
 }
