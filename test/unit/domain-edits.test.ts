@@ -57,6 +57,18 @@ describe('editDomainLists', () => {
   });
 });
 
+/** The policy's compiled allowlist answers every probe as a fresh compile of the same list. */
+function expectFreshAnswers(policy: EnvironmentPolicy): void {
+  const compiled = compileEnvironment(policy, defaults).allow;
+  const reference = fresh(policy.allowedDomains);
+  expect(compiled.size).toBe(reference.size);
+  for (const host of probes) {
+    for (const port of [80, 443, 8443]) {
+      for (const d of ['any', new Set([80, 443])] as const) expect(compiled.match(host, port, d)).toEqual(reference.match(host, port, d));
+    }
+  }
+}
+
 describe('a list compiled over the previous tables', () => {
   it('answers every lookup as a fresh compile of the same list, across edits', () => {
     fc.assert(
@@ -67,14 +79,7 @@ describe('a list compiled over the previous tables', () => {
           const result = editDomainLists(policy, { add: { allowedDomains: e.add }, remove: { allowedDomains: e.remove } });
           if (!result.ok) throw new Error(JSON.stringify(result.errors));
           policy = result.value;
-          const compiled = compileEnvironment(policy, defaults).allow;
-          const reference = fresh(policy.allowedDomains);
-          expect(compiled.size).toBe(reference.size);
-          for (const host of probes) {
-            for (const port of [80, 443, 8443]) {
-              for (const d of ['any', new Set([80, 443])] as const) expect(compiled.match(host, port, d)).toEqual(reference.match(host, port, d));
-            }
-          }
+          expectFreshAnswers(policy);
         }
       }),
       { numRuns: 500 },
@@ -93,14 +98,7 @@ describe('a list compiled over the previous tables', () => {
           const result = validateEnvironment({ id: 'e', access: 'custom', allowedDomains: list, allowedPorts: [80, 443, 8443] }, undefined, policy);
           if (!result.ok) throw new Error(JSON.stringify(result.errors));
           policy = result.value;
-          const compiled = compileEnvironment(policy, defaults).allow;
-          const reference = fresh(policy.allowedDomains);
-          expect(compiled.size).toBe(reference.size);
-          for (const host of probes) {
-            for (const port of [80, 443, 8443]) {
-              for (const d of ['any', new Set([80, 443])] as const) expect(compiled.match(host, port, d)).toEqual(reference.match(host, port, d));
-            }
-          }
+          expectFreshAnswers(policy);
         }
       }),
       { numRuns: 500 },
