@@ -7,7 +7,7 @@
 // socket has written it. Nothing is held per tunnel while it is idle.
 
 import type { OnReadOpts, Socket } from 'node:net';
-import type { ByteBudget } from './throttle.js';
+import { ReadPermit, type ByteBudget } from './throttle.js';
 
 const CHUNK = 64 * 1024;
 /** Spare chunks kept for reuse; more than this in flight at once are left to the collector. */
@@ -57,35 +57,29 @@ export const pooledReads: OnReadOpts = {
  * `dest` is full (or the byte budget is in debt) and start again when it drains; bytes for a
  * destination that is gone are dropped; `dest` ends when the upstream does.
  */
-export class PooledDownstream {
+export class PooledDownstream extends ReadPermit {
   /** Chunks handed to `dest`, in write order: each write's callback gives back the oldest. */
   private readonly inFlight: Buffer[] = [];
-  private waiting: NodeJS.Timeout | undefined;
-  private full = false;
 
   private readonly written = (): void => {
     const chunk = this.inFlight.shift();
     if (chunk) giveChunk(chunk);
   };
 
-  private readonly drained = (): void => {
-    this.full = false;
-    this.resumeIfFree();
-  };
-
   constructor(
     private readonly upstream: Socket,
     readonly dest: Socket,
-    private readonly budget: ByteBudget | undefined,
+    budget: ByteBudget | undefined,
   ) {
+    super(budget);
     relays.set(upstream, this);
-    dest.on('drain', this.drained);
+    dest.on('drain', () => this.drained());
     upstream.on('end', endClient);
-    if (budget) upstream.once('close', () => clearTimeout(this.waiting));
+    if (budget) upstream.once('close', () => this.stopWaiting());
     const held = early.get(upstream) ?? [];
     early.delete(upstream);
     for (let i = 0; i < held.length; i += 2) this.send(held[i] as Buffer, held[i + 1] as number);
-    this.resumeIfFree();
+    this.readAgainIfFree();
   }
 
   /** Writes the first `bytes` of a pooled chunk on; false stops the upstream's reads. */
@@ -96,25 +90,10 @@ export class PooledDownstream {
       return true;
     }
     this.inFlight.push(chunk);
-    if (!dest.write(chunk.subarray(0, bytes), this.written)) this.full = true;
-    const debtMs = this.budget?.take(bytes) ?? 0;
-    if (debtMs > 0) this.wait(debtMs);
-    return !this.full && this.waiting === undefined;
+    return this.wrote(dest.write(chunk.subarray(0, bytes), this.written), bytes);
   }
 
-  private wait(ms: number): void {
-    clearTimeout(this.waiting);
-    this.waiting = setTimeout(() => {
-      this.waiting = undefined;
-      // Another tunnel of the session may have spent the refill meanwhile.
-      const more = this.budget?.waitMs() ?? 0;
-      if (more > 0) this.wait(more);
-      else this.resumeIfFree();
-    }, ms);
-  }
-
-  private resumeIfFree(): void {
-    const upstream = this.upstream;
-    if (!this.full && this.waiting === undefined && !upstream.destroyed) upstream.resume();
+  protected readAgain(): void {
+    if (!this.upstream.destroyed) this.upstream.resume();
   }
 }

@@ -94,47 +94,82 @@ export class SessionBandwidth {
 }
 
 /**
+ * When a relayed source may read again: once its destination has room and its byte budget
+ * (if any) is out of debt. Shared by the two relays of a tunnel (pipeShaped below for uploads,
+ * pooled-reads.ts for downloads); a subclass says how its source starts reading again.
+ */
+export abstract class ReadPermit {
+  private full = false;
+  private waiting: NodeJS.Timeout | undefined;
+
+  constructor(protected readonly budget: ByteBudget | undefined) {}
+
+  /** How the source reads again. */
+  protected abstract readAgain(): void;
+
+  /** After `bytes` were written (`accepted`: what write() answered): may the source read on? */
+  protected wrote(accepted: boolean, bytes: number): boolean {
+    if (!accepted) this.full = true;
+    const debtMs = this.budget?.take(bytes) ?? 0;
+    if (debtMs > 0) this.wait(debtMs);
+    return !this.full && this.waiting === undefined;
+  }
+
+  /** The destination drained. */
+  protected drained(): void {
+    this.full = false;
+    this.readAgainIfFree();
+  }
+
+  /** The source is gone: no timer left behind. */
+  protected stopWaiting(): void {
+    clearTimeout(this.waiting);
+    this.waiting = undefined;
+  }
+
+  protected readAgainIfFree(): void {
+    if (!this.full && this.waiting === undefined) this.readAgain();
+  }
+
+  private wait(ms: number): void {
+    clearTimeout(this.waiting);
+    this.waiting = setTimeout(() => {
+      this.waiting = undefined;
+      // Another tunnel of the session may have spent the refill meanwhile.
+      const more = this.budget?.waitMs() ?? 0;
+      if (more > 0) this.wait(more);
+      else this.readAgainIfFree();
+    }, ms);
+  }
+}
+
+/**
  * `source.pipe(dest)` with a byte budget. Not built on pipe(): pipe resumes the source whenever
  * the destination drains, which would undo a pause taken for the budget. The source reads
  * again only when both the destination has room and the budget is out of debt. Ends `dest`
  * when `source` ends, like pipe() (a half-close passes through).
  */
-export function pipeShaped(source: Duplex, dest: Duplex, budget: ByteBudget | undefined): void {
-  if (!budget) {
-    streamBytes(source, dest);
-    return;
+class ShapedPipe extends ReadPermit {
+  constructor(
+    private readonly source: Duplex,
+    dest: Duplex,
+    budget: ByteBudget,
+  ) {
+    super(budget);
+    source.on('data', (chunk: Buffer) => {
+      if (!this.wrote(dest.write(chunk), chunk.length)) source.pause();
+    });
+    dest.on('drain', () => this.drained());
+    source.on('end', () => dest.end());
+    source.on('close', () => this.stopWaiting());
   }
-  let backpressure = false;
-  let timer: NodeJS.Timeout | undefined;
-  const resumeWhenFree = (): void => {
-    if (!backpressure && timer === undefined && !source.destroyed) source.resume();
-  };
-  const wait = (ms: number): void => {
-    source.pause();
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = undefined;
-      // Another tunnel of the session may have spent the refill meanwhile.
-      const more = budget.waitMs();
-      if (more > 0) wait(more);
-      else resumeWhenFree();
-    }, ms);
-  };
-  source.on('data', (chunk: Buffer) => {
-    if (!dest.write(chunk)) {
-      backpressure = true;
-      source.pause();
-    }
-    const ms = budget.take(chunk.length);
-    if (ms > 0) wait(ms);
-  });
-  dest.on('drain', () => {
-    backpressure = false;
-    resumeWhenFree();
-  });
-  source.on('end', () => dest.end());
-  source.on('close', () => {
-    clearTimeout(timer);
-    timer = undefined;
-  });
+
+  protected readAgain(): void {
+    if (!this.source.destroyed) this.source.resume();
+  }
+}
+
+export function pipeShaped(source: Duplex, dest: Duplex, budget: ByteBudget | undefined): void {
+  if (budget) new ShapedPipe(source, dest, budget);
+  else streamBytes(source, dest);
 }
