@@ -118,24 +118,30 @@ export function declaresBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-/** Streams a request body upstream, through the content filter when the environment has one. */
-export function streamBody(source: Readable, upstreamReq: ClientRequest, options: BodyStream): void {
+/**
+ * The body to send upstream: none (the source is still read to its end, so the connection can
+ * take its next request), the client's own stream, or that stream through the content filter.
+ * A refusal mid-body calls `cut` (which stops the upstream request) and then `onRefused`.
+ */
+export function bodyToSend(source: Readable, options: BodyStream, cut: () => void): Readable | null {
   if (options.bodiless) {
-    // Nothing to carry: no pipe (a dozen listeners and closures per request) for an empty body.
-    // The source is still read to its end, so the connection can take its next request.
-    upstreamReq.end();
     source.resume();
-    return;
+    return null;
   }
   const filter = createBodyFilter(options.env, options.formats, options.target, options.onLogged);
-  if (!filter) {
-    source.pipe(upstreamReq);
-    return;
-  }
+  if (!filter) return source;
   filter.on('error', (error: Error) => {
     if (!(error instanceof ContentRefusal) || options.isDone()) return;
-    upstreamReq.destroy();
+    cut();
     options.onRefused(error);
   });
-  source.pipe(filter).pipe(upstreamReq);
+  return source.pipe(filter);
+}
+
+/** Streams a request body into a Node client request, through the content filter when the environment has one. */
+export function streamBody(source: Readable, upstreamReq: ClientRequest, options: BodyStream): void {
+  // Nothing to carry: no pipe (a dozen listeners and closures per request) for an empty body.
+  const body = bodyToSend(source, options, () => upstreamReq.destroy());
+  if (body === null) upstreamReq.end();
+  else body.pipe(upstreamReq);
 }

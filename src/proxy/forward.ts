@@ -3,22 +3,16 @@
 // without buffering. The upstream request line is rebuilt from the parsed URI, with a Host header
 // that names exactly the checked target.
 
-import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { admit } from './admit.js';
 import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
-import { checkRequestHead, declaresBody, streamBody } from './content-check.js';
+import { bodyToSend, checkRequestHead, declaresBody, type ContentRefusal } from './content-check.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
-import { plainUpstreamReason, relayUpstream } from './relay.js';
 import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.js';
-
-export function createUpstreamAgent(): Agent {
-  // Pooled by checked address and port: a pooled socket is only reused for the same address.
-  // noDelay here rather than per request: a pooled socket is set once, when it is made.
-  return new Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo', timeout: 60_000, noDelay: true });
-}
+import { sendUpstream, type UpstreamHttp } from './upstream-http.js';
 
 // Requests pipelined behind one answered with "Connection: close" were already dispatched by
 // Node's parser; they are bytes the client sent after a refusal, not requests to serve. Without
@@ -37,7 +31,17 @@ function hostLines(rawHeaders: string[]): number {
   return count;
 }
 
-export async function handleForward(ctx: ProxyContext, agent: Agent, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/**
+ * Node's server has already answered `Expect: 100-continue` (the client is sending its body), so
+ * the upstream is not asked again; undici refuses to send the header at all.
+ */
+function withoutExpect(headers: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() !== 'expect') out.push(headers[i] as string, headers[i + 1] as string);
+  return out;
+}
+
+export async function handleForward(ctx: ProxyContext, upstream: UpstreamHttp, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
   const method = req.method ?? 'GET';
   const socket = req.socket as Socket;
@@ -123,7 +127,7 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   };
   const onClientGone = (): void => {
     if (done) return;
-    upstreamReq.destroy();
+    cutUpstream();
     finish({ detail: 'client closed early' });
   };
   // Once the whole request is in, the upstream's timer governs (and answers 504): the client
@@ -141,14 +145,32 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
       if (!done) socket.setTimeout(0);
     });
   }
-  const headers = endToEndHeaders(req.rawHeaders, true);
+  const forwarded = endToEndHeaders(req.rawHeaders, true);
+  const headers = req.headers.expect === undefined ? forwarded : withoutExpect(forwarded);
   headers.unshift('Host', formatAuthority(target, 80));
-  const address = admitted.addresses[0] as string;
-  const upstreamReq = httpRequest({ host: address, port: target.port, method, path, headers, agent, setHost: false });
-  relayUpstream(ctx, upstreamReq, res, {
+  // Bound once the request is sent; a refusal of the body can come before that.
+  let cutUpstream = (): void => undefined;
+  const body = bodyToSend(
+    req,
+    {
+      env: admitted.environment,
+      formats: ctx.secretFormats,
+      target,
+      onLogged: (kind) => {
+        record.detail = `secret_logged:${kind}`;
+      },
+      onRefused: (refusal: ContentRefusal) => {
+        refuseAndClose(res, socket, { reason: refusal.reason, host: target.host, environment: envId });
+        finish({ decision: 'deny', reason: refusal.reason, rule: refusal.rule });
+      },
+      isDone: () => done,
+      bodiless,
+    },
+    () => cutUpstream(),
+  );
+  cutUpstream = sendUpstream(ctx, upstream, { address: admitted.addresses[0] as string, port: target.port, method, path, headers, body }, res, {
     host: target.host,
     environment: envId,
-    reasonOf: plainUpstreamReason,
     isDone: () => done,
     finish,
     onDownBytes: (bytes) => {
@@ -159,18 +181,4 @@ export async function handleForward(ctx: ProxyContext, agent: Agent, req: Incomi
   // 'close': without this, a client that pipelines and hangs up leaked its registry entry and
   // connection slot until the session hit its cap.
   socket.once('close', onClientGone);
-  streamBody(req, upstreamReq, {
-    env: admitted.environment,
-    formats: ctx.secretFormats,
-    target,
-    onLogged: (kind) => {
-      record.detail = `secret_logged:${kind}`;
-    },
-    onRefused: (error) => {
-      refuseAndClose(res, socket, { reason: error.reason, host: target.host, environment: envId });
-      finish({ decision: 'deny', reason: error.reason, rule: error.rule });
-    },
-    isDone: () => done,
-    bodiless,
-  });
 }

@@ -1,5 +1,5 @@
-// The upstream half of a forwarded request, shared by plain HTTP (forward.ts) and inspected
-// HTTPS (inspect/intercept.ts): timeouts, the refusal when the upstream fails before answering,
+// The upstream half of a request inside an inspected HTTPS tunnel (inspect/intercept.ts), on
+// Node's https client (plain HTTP goes through upstream-http.ts): timeouts, the refusal when the upstream fails before answering,
 // a cut when it fails mid-response, and the response streamed back without buffering.
 
 import type { ClientRequest, ServerResponse } from 'node:http';
@@ -20,8 +20,6 @@ export interface RelayHooks {
   finish(outcome?: Partial<DecisionRecord>): void;
   onDownBytes(bytes: number): void;
 }
-
-export const plainUpstreamReason = (error: NodeJS.ErrnoException): UpstreamFailure => (error.code === 'ETIMEDOUT' ? 'upstream_timeout' : 'upstream_unreachable');
 
 export function relayUpstream(ctx: ProxyContext, upstreamReq: ClientRequest, res: ServerResponse, hooks: RelayHooks): void {
   upstreamReq.setTimeout(ctx.settings.connectTimeoutMs + ctx.settings.idleTimeoutMs);

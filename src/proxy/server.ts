@@ -5,10 +5,11 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ProxyContext } from './context.js';
-import { createUpstreamAgent, handleForward } from './forward.js';
+import { handleForward } from './forward.js';
 import { refuseSocket } from './refuse.js';
 import { IdleSweeper } from './idle.js';
 import { handleConnect } from './tunnel.js';
+import { createUpstreamHttp } from './upstream-http.js';
 
 export interface ProxyServer {
   server: Server;
@@ -22,7 +23,7 @@ function destroySocket(this: Socket): void {
 }
 
 export function createProxyServer(ctx: ProxyContext): ProxyServer {
-  const agent = createUpstreamAgent();
+  const upstream = createUpstreamHttp(ctx.settings);
   const idleTunnels = new IdleSweeper(ctx.settings.idleTimeoutMs);
   const server = createServer({
     maxHeaderSize: ctx.settings.maxHeaderBytes,
@@ -55,7 +56,7 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
     socket.on('close', onClose);
   });
   server.on('request', (req, res) => {
-    handleForward(ctx, agent, req, res).catch((error: Error) => {
+    handleForward(ctx, upstream, req, res).catch((error: Error) => {
       ctx.log.error({ err: error.message }, 'forward handler failed');
       ctx.observer.error('internal');
       res.destroy();
@@ -101,7 +102,7 @@ export function createProxyServer(ctx: ProxyContext): ProxyServer {
       for (const socket of sockets) socket.destroy();
       ctx.connections.closeAll();
       idleTunnels.stop();
-      agent.destroy();
+      upstream.close();
       await closed;
     },
   };

@@ -91,15 +91,16 @@ describe('egress-gate serve', () => {
     expect(result.stderr).toContain('limits.burst');
   });
 
-  // A performance property (docs/decisions.md, "Dependencies loaded at first use"): both
+  // A performance property (docs/decisions.md, "Dependencies loaded at first use"): these
   // libraries are megabytes of heap that every garbage collection of a busy tunnel walks.
-  it('without inspection or Redis, never loads node-forge or ioredis', async () => {
+  // undici's agent comes with the first forwarded plain-HTTP request, and none is made here.
+  it('without inspection or Redis, never loads node-forge or ioredis, nor undici before a forwarded request', async () => {
     const dir = tempDir();
     const file = writeConfig(dir, { proxy: { listen: '127.0.0.1:0' }, admin: { listen: '127.0.0.1:0' } });
     const report = `import { createRequire } from 'node:module';
       setTimeout(() => {
         const loaded = Object.keys(createRequire(process.cwd() + '/').cache);
-        process.stderr.write('LOADED ' + JSON.stringify({ forge: loaded.some((f) => f.includes('/node-forge/')), ioredis: loaded.some((f) => f.includes('/ioredis/')), pino: loaded.some((f) => f.includes('/pino/')) }) + '\\n');
+        process.stderr.write('LOADED ' + JSON.stringify({ forge: loaded.some((f) => f.includes('/node-forge/')), ioredis: loaded.some((f) => f.includes('/ioredis/')), undici: loaded.some((f) => f.includes('/undici/')), pino: loaded.some((f) => f.includes('/pino/')) }) + '\\n');
         process.kill(process.pid, 'SIGTERM');
       }, 1_500);`;
     const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(report)}`, cliPath, 'serve', '--config', file], { env: cleanEnv({}), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -110,6 +111,6 @@ describe('egress-gate serve', () => {
     expect(code, out).toBe(0);
     expect(out).toContain('egress-gate listening');
     // pino, loaded as CommonJS like the other two, shows the check sees what is loaded.
-    expect(JSON.parse(/LOADED (.*)/.exec(out)?.[1] ?? '{}')).toEqual({ forge: false, ioredis: false, pino: true });
+    expect(JSON.parse(/LOADED (.*)/.exec(out)?.[1] ?? '{}')).toEqual({ forge: false, ioredis: false, undici: false, pino: true });
   });
 });

@@ -1,0 +1,249 @@
+// The upstream half of plain-HTTP forwarding (src/proxy/upstream-http.ts): what the proxy's own
+// HTTP client must get right. Pooled connections belong to the address they were dialled to; a
+// client that stops reading stops the upstream; a client that leaves cuts the upstream
+// exchange; interim responses and `Expect: 100-continue` do not break an exchange.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Agent, createServer as createHttpServer, request, type IncomingMessage, type Server } from 'node:http';
+import { connect, createServer, type Server as NetServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { eventually } from '../helpers/eventually.js';
+import { startGate, tempDir, type Gate } from '../helpers/gate.js';
+import { cleanEnv, run } from '../helpers/run.js';
+
+const MiB = 1024 * 1024;
+
+/** An upstream on `host` that records, per connection, the Host headers it served. */
+interface RecordingUpstream {
+  server: Server;
+  hostsPerConnection: string[][];
+  expectHeaders: (string | undefined)[];
+  bodies: { bytes: number; sha: string }[];
+}
+
+function listen(server: Server | NetServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve) => server.listen(port, host, () => resolve((server.address() as { port: number }).port)));
+}
+
+function recordingUpstream(): RecordingUpstream {
+  const record: RecordingUpstream = { server: undefined as unknown as Server, hostsPerConnection: [], expectHeaders: [], bodies: [] };
+  const served = new WeakMap<Socket, string[]>();
+  record.server = createHttpServer((req, res) => {
+    let hosts = served.get(req.socket);
+    if (!hosts) {
+      hosts = [];
+      served.set(req.socket, hosts);
+      record.hostsPerConnection.push(hosts);
+    }
+    hosts.push(req.headers.host ?? '');
+    record.expectHeaders.push(req.headers.expect);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+    });
+    req.on('end', () => {
+      record.bodies.push({ bytes, sha: hash.digest('hex') });
+      res.end(`served ${req.headers.host}`);
+    });
+  });
+  return record;
+}
+
+function get(proxyPort: number, url: string, agent?: Agent): Promise<{ status: number; body: string }> {
+  const { host } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host }, agent }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+let gate: Gate;
+let first: RecordingUpstream;
+let second: RecordingUpstream;
+let port: number;
+const closers: (() => unknown)[] = [];
+
+beforeAll(async () => {
+  // The same port on two loopback addresses: a.test and b.test differ only in the address.
+  first = recordingUpstream();
+  port = await listen(first.server, 0, '127.0.0.1');
+  second = recordingUpstream();
+  await listen(second.server, port, '127.0.0.2');
+  closers.push(
+    () => first.server.close(),
+    () => second.server.close(),
+  );
+  gate = await startGate({
+    config: { upstream: { resolve: { 'a.test': '127.0.0.1', 'b.test': '127.0.0.2', 'c.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32', '127.0.0.2/32'] } },
+    environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test', 'b.test', 'c.test'], allowedPorts: [port] }],
+  });
+});
+
+afterAll(async () => {
+  await gate?.stop();
+  for (const close of closers) close();
+});
+
+describe('plain HTTP through the proxy’s upstream client', () => {
+  it('a pooled upstream connection carries requests only for the address it was dialled to', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 12; i++) {
+        const host = ['a.test', 'b.test', 'c.test'][i % 3] as string;
+        const answer = await get(gate.proxyPort, `http://${host}:${port}/${i}`, agent);
+        expect(answer).toEqual({ status: 200, body: `served ${host}:${port}` });
+      }
+    } finally {
+      agent.destroy();
+    }
+    const onFirst = first.hostsPerConnection.flat();
+    const onSecond = second.hostsPerConnection.flat();
+    expect(onSecond).toEqual(Array(4).fill(`b.test:${port}`));
+    expect(new Set(onFirst)).toEqual(new Set([`a.test:${port}`, `c.test:${port}`]));
+    expect(onFirst).toHaveLength(8);
+    // Kept alive upstream too: fewer connections than requests (one client connection, in turn).
+    expect(first.hostsPerConnection.length).toBeLessThan(8);
+  });
+
+  it('`Expect: 100-continue` from curl: the body goes through, and the upstream is not asked again', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'upload.bin');
+    const content = Buffer.alloc(3 * MiB, 0x5a);
+    writeFileSync(file, content);
+    const before = first.bodies.length;
+    const result = await run('curl', ['-sS', '--max-time', '30', '--proxy', gate.proxyUrl, '-H', 'Expect: 100-continue', '--data-binary', `@${file}`, `http://a.test:${port}/upload`], { env: cleanEnv(), timeoutMs: 40_000 });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe(`served a.test:${port}`);
+    expect(first.bodies.slice(before)).toEqual([{ bytes: content.length, sha: createHash('sha256').update(content).digest('hex') }]);
+    expect(first.expectHeaders.at(-1)).toBeUndefined();
+  });
+
+  it('interim responses (103 Early Hints) are passed over; the client gets the final answer and the connection stays usable', async () => {
+    const raw = createServer((socket) => {
+      socket.on('error', () => {});
+      let buffered = '';
+      socket.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('latin1');
+        while (buffered.includes('\r\n\r\n')) {
+          buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
+          socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal');
+        }
+      });
+    });
+    const rawPort = await listen(raw, 0, '127.0.0.1');
+    closers.push(() => raw.close());
+    const hinted = await startGate({
+      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [rawPort] }],
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 3; i++) expect(await get(hinted.proxyPort, `http://a.test:${rawPort}/`, agent)).toEqual({ status: 200, body: 'final' });
+    } finally {
+      agent.destroy();
+      await hinted.stop();
+    }
+  });
+
+  it('a client that stops reading stops the upstream; when it reads again every byte arrives in order', async () => {
+    // An upstream that writes as fast as it can, and counts what it got rid of.
+    const total = 96 * MiB;
+    let flushed = 0;
+    const fast = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-length': String(total) });
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < total) {
+          const chunk = Buffer.alloc(64 * 1024, (sent / (64 * 1024)) & 0xff);
+          sent += chunk.length;
+          const more = res.write(chunk, () => {
+            flushed += chunk.length;
+          });
+          if (!more) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+    const fastPort = await listen(fast, 0, '127.0.0.1');
+    closers.push(() => fast.close());
+    const slow = await startGate({
+      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [fastPort] }],
+    });
+    try {
+      const { received, bytes, ordered } = await new Promise<{ received: number; bytes: number; ordered: boolean }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: slow.proxyPort, path: `http://a.test:${fastPort}/`, headers: { host: `a.test:${fastPort}` } }, (res: IncomingMessage) => {
+          let bytes = 0;
+          let ordered = true;
+          let received = -1;
+          res.on('data', (chunk: Buffer) => {
+            // Every byte of the n-th 64 KiB block is n & 0xff.
+            for (let i = 0; i < chunk.length; i += 4096) if (chunk[i] !== (Math.floor((bytes + i) / (64 * 1024)) & 0xff)) ordered = false;
+            bytes += chunk.length;
+            if (received < 0) {
+              received = bytes;
+              res.pause();
+              void (async () => {
+                let last = -1;
+                for (let i = 0; i < 40 && flushed !== last; i++) {
+                  last = flushed;
+                  await new Promise((r) => setTimeout(r, 250));
+                }
+                received = flushed;
+                res.resume();
+              })();
+            }
+          });
+          res.on('end', () => resolve({ received, bytes, ordered }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(received, 'the upstream kept sending while nobody read').toBeLessThan(48 * MiB);
+      expect(bytes).toBe(total);
+      expect(ordered).toBe(true);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('a client that leaves mid-response cuts the upstream exchange, and the decision says so', async () => {
+    let upstreamClosed = false;
+    const endless = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const timer = setInterval(() => res.write(Buffer.alloc(1024, 1)), 10);
+      res.on('close', () => {
+        clearInterval(timer);
+        upstreamClosed = true;
+      });
+    });
+    const endlessPort = await listen(endless, 0, '127.0.0.1');
+    closers.push(() => endless.close());
+    const leaving = await startGate({
+      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [endlessPort] }],
+    });
+    try {
+      const client = connect(leaving.proxyPort, '127.0.0.1');
+      client.write(`GET http://a.test:${endlessPort}/ HTTP/1.1\r\nHost: a.test:${endlessPort}\r\n\r\n`);
+      await new Promise<void>((resolve) => client.once('data', () => resolve()));
+      client.destroy();
+      await eventually(() => upstreamClosed, 5_000);
+      await eventually(() => leaving.decisions().some((d) => d.detail === 'client closed early'), 5_000);
+      expect(upstreamClosed).toBe(true);
+    } finally {
+      await leaving.stop();
+    }
+  });
+});
