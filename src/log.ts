@@ -95,11 +95,20 @@ export function createLogger(level: string, destination: pino.DestinationStream 
 export function createDecisionWriter(logger: Logger): (record: object) => void {
   const stream = (logger as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym] as { write(line: string): void };
   const bindings = (logger as unknown as Record<symbol, string>)[pino.symbols.chindingsSym] ?? '';
+  // Formatting the time is a third of a line's cost; at thousands of lines a second most
+  // share their millisecond with the one before.
+  let lastMs = 0;
+  let lastTime = '';
   return (record) => {
     if (!logger.isLevelEnabled('info')) return;
+    const now = Date.now();
+    if (now !== lastMs) {
+      lastMs = now;
+      lastTime = new Date(now).toISOString();
+    }
     // V8's serialiser drops undefined fields, as pino does; only the braces are replaced.
     const fields = JSON.stringify(record);
     const body = fields.length > 2 ? `,${fields.slice(1, -1)}` : '';
-    stream.write(`{"level":"info","time":"${new Date().toISOString()}"${bindings}${body},"msg":"decision"}\n`);
+    stream.write(`{"level":"info","time":"${lastTime}"${bindings}${body},"msg":"decision"}\n`);
   };
 }

@@ -143,7 +143,7 @@ async function handleInner(ctx: ProxyContext, req: IncomingMessage, res: ServerR
   const limit = await ctx.limiter.take({ sessionKey: tunnel.sessionKey, environment: record.environment, host: target.host }, env);
   if (!limit.ok) return refuse('rate_limited', { rule: `limit:${limit.scope}`, limiter: limit.state }, false, limit.retryAfterSeconds);
 
-  const verdict = checkRequestHead(env, ctx.secretFormats, target, { method, path, rawHeaders: req.rawHeaders, contentLength: req.headers['content-length'] });
+  const verdict = checkRequestHead(env, ctx.secretFormats, target, { method, path, headers: endToEndHeaders(req.rawHeaders), contentLength: req.headers['content-length'] });
   if (!verdict.allow) return refuse(verdict.reason, { rule: verdict.rule }, verdict.rule === 'content.maxRequestBodyBytes');
   if (verdict.rule !== undefined) record.rule = verdict.rule;
   if (verdict.detail !== undefined) record.detail = verdict.detail;

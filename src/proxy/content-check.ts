@@ -9,7 +9,6 @@ import { decideRequest } from '../policy/content.js';
 import type { CompiledEnvironment } from '../policy/decide.js';
 import { findSecret, formatsFor, SecretScanner, type SecretFormat } from '../policy/secrets.js';
 import type { Target } from '../policy/types.js';
-import { endToEndHeaders } from './headers.js';
 
 export type ContentVerdict =
   | { allow: true; rule?: string; detail?: string }
@@ -19,7 +18,8 @@ export interface RequestHead {
   method: string;
   /** Origin-form target, query included. */
   path: string;
-  rawHeaders: string[];
+  /** The headers as they will go upstream: endToEndHeaders(rawHeaders), Host included. */
+  headers: string[];
   contentLength: string | undefined;
 }
 
@@ -34,7 +34,7 @@ export function checkRequestHead(env: CompiledEnvironment, formats: readonly Sec
   }
   if (content.secrets === 'off') return decision.rule === undefined ? { allow: true } : { allow: true, rule: decision.rule };
   // Only what goes upstream is scanned: Proxy-Authorization (the session's own credential) is not forwarded.
-  const headers = endToEndHeaders(head.rawHeaders);
+  const headers = head.headers;
   let text = `${head.method} ${head.path}\n`;
   for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\n`;
   const kind = findSecret(formatsFor(formats, target.host, target.port), text);

@@ -9,7 +9,7 @@ import { admit } from './admit.js';
 import { proxyAuthorizationOf } from './identity.js';
 import type { DecisionRecord, ProxyContext } from './context.js';
 import { bodyToSend, checkRequestHead, declaresBody, type ContentRefusal } from './content-check.js';
-import { endToEndHeaders } from './headers.js';
+import { endToEndHeaders, upstreamHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
 import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.js';
 import { sendUpstream, type UpstreamHttp } from './upstream-http.js';
@@ -29,16 +29,6 @@ function hostLines(rawHeaders: string[]): number {
   let count = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() === 'host') count += 1;
   return count;
-}
-
-/**
- * Node's server has already answered `Expect: 100-continue` (the client is sending its body), so
- * the upstream is not asked again; undici refuses to send the header at all.
- */
-function withoutExpect(headers: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() !== 'expect') out.push(headers[i] as string, headers[i + 1] as string);
-  return out;
 }
 
 export async function handleForward(ctx: ProxyContext, upstream: UpstreamHttp, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -91,7 +81,8 @@ export async function handleForward(ctx: ProxyContext, upstream: UpstreamHttp, r
   const record: DecisionRecord = { environment: envId, session: admitted.sessionId, method, host: target.host, port: target.port, decision: 'allow', reason: 'allowed', rule: admitted.decision.rule, decisionSeconds: (performance.now() - started) / 1000 };
 
   // The content layer (SPEC §3): rules and secrets on every request, not only a connection's first.
-  const verdict = checkRequestHead(admitted.environment, ctx.secretFormats, target, { method, path, rawHeaders: req.rawHeaders, contentLength: req.headers['content-length'] });
+  const forwarded = endToEndHeaders(req.rawHeaders);
+  const verdict = checkRequestHead(admitted.environment, ctx.secretFormats, target, { method, path, headers: forwarded, contentLength: req.headers['content-length'] });
   if (!verdict.allow) {
     const refusal: Refusal = { reason: verdict.reason, host: target.host, environment: envId };
     if (verdict.rule === 'content.maxRequestBodyBytes') refuseAndClose(res, socket, refusal);
@@ -116,14 +107,19 @@ export async function handleForward(ctx: ProxyContext, upstream: UpstreamHttp, r
   let done = false;
   let bytesUp = 0;
   let bytesDown = 0;
-  const finish = (outcome: Partial<DecisionRecord> = {}): void => {
+  const finish = (outcome?: Partial<DecisionRecord>): void => {
     if (done) return;
     done = true;
     socket.off('close', onClientGone);
     unregister();
     slot.release?.();
     ctx.observer.forwardBytes(envId, bytesUp, bytesDown);
-    ctx.observer.decision({ ...record, bytesUp, bytesDown, durationMs: Math.round(performance.now() - started), ...outcome });
+    // The record itself, not a copy: object spread costs microseconds per request.
+    record.bytesUp = bytesUp;
+    record.bytesDown = bytesDown;
+    record.durationMs = Math.round(performance.now() - started);
+    if (outcome !== undefined) Object.assign(record, outcome);
+    ctx.observer.decision(record);
   };
   const onClientGone = (): void => {
     if (done) return;
@@ -145,9 +141,7 @@ export async function handleForward(ctx: ProxyContext, upstream: UpstreamHttp, r
       if (!done) socket.setTimeout(0);
     });
   }
-  const forwarded = endToEndHeaders(req.rawHeaders, true);
-  const headers = req.headers.expect === undefined ? forwarded : withoutExpect(forwarded);
-  headers.unshift('Host', formatAuthority(target, 80));
+  const headers = upstreamHeaders(forwarded, formatAuthority(target, 80));
   // Bound once the request is sent; a refusal of the body can come before that.
   let cutUpstream = (): void => undefined;
   const body = bodyToSend(

@@ -31,3 +31,17 @@ export function endToEndHeaders(raw: string[], skipHost = false): string[] {
   }
   return out;
 }
+
+/**
+ * What a forwarded request sends upstream: `Host` naming exactly the checked target, then the
+ * end-to-end headers without the client's own Host and without `Expect` (Node's server has
+ * already answered `100-continue`, so the client is sending its body; undici refuses the header).
+ */
+export function upstreamHeaders(endToEnd: string[], host: string): string[] {
+  const out = ['Host', host];
+  for (let i = 0; i < endToEnd.length; i += 2) {
+    const name = (endToEnd[i] as string).toLowerCase();
+    if (name !== 'host' && name !== 'expect') out.push(endToEnd[i] as string, endToEnd[i + 1] as string);
+  }
+  return out;
+}
