@@ -3,7 +3,7 @@
 // sorts, joins and validates the labels, and a forwarded request makes several. A scrape every
 // few seconds costs one pass over the (bounded) label sets instead.
 
-import { Counter, type CounterConfiguration } from 'prom-client';
+import { Counter, type CounterConfiguration, type Metric, type Registry } from 'prom-client';
 
 /** One label set's running total: add to `value`. */
 export interface TallyCell {
@@ -43,4 +43,56 @@ export function talliedCounter<L extends string>(config: CounterConfiguration<L>
     },
   });
   return { counter, tally };
+}
+
+/**
+ * An unlabelled histogram observed in plain numbers and read by the registry at scrape, in the
+ * shape prom-client's own histograms report. prom-client's `observe` makes a closure, a label
+ * object and a label hash on every call; two histograms are observed per forwarded request.
+ */
+export class TalliedHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  /** Per bucket, not cumulative; observations above the last bound are only in `count`. */
+  private counts: number[];
+  private sum = 0;
+  private count = 0;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly bounds: readonly number[],
+    registry: Registry,
+  ) {
+    this.counts = bounds.map(() => 0);
+    registry.registerMetric(this as unknown as Metric);
+  }
+
+  observe(value: number): void {
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= (bounds[i] as number)) {
+        (this.counts[i] as number) += 1;
+        break;
+      }
+    }
+    this.sum += value;
+    this.count += 1;
+  }
+
+  reset(): void {
+    this.counts = this.bounds.map(() => 0);
+    this.sum = 0;
+    this.count = 0;
+  }
+
+  get(): { name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+    const bucket = `${this.name}_bucket`;
+    let cumulative = 0;
+    const values = this.bounds.map((le, i) => ({ labels: { le } as Record<string, string | number>, value: (cumulative += this.counts[i] as number), metricName: bucket }));
+    values.push({ labels: { le: '+Inf' }, value: this.count, metricName: bucket });
+    values.push({ labels: {}, value: this.sum, metricName: `${this.name}_sum` });
+    values.push({ labels: {}, value: this.count, metricName: `${this.name}_count` });
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
 }

@@ -3,8 +3,8 @@
 // that sprays random hostnames must not be able to grow the metric set without bound. The one
 // exception is opt-in (`metrics.hostLabels`), and even then capped (`metrics.maxHostLabels`).
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { talliedCounter, type Tally } from './metrics-tally.js';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { TalliedHistogram, talliedCounter, type Tally } from './metrics-tally.js';
 
 export interface Metrics {
   registry: Registry;
@@ -14,11 +14,11 @@ export interface Metrics {
   activeConnections: Gauge;
   tunnelBytes: Counter<'environment' | 'direction'>;
   tunnelBytesTally: Tally<'environment' | 'direction'>;
-  decisionDuration: Histogram;
+  decisionDuration: TalliedHistogram;
   policyReloads: Counter<'result'>;
   rateLimited: Counter<'environment' | 'scope'>;
-  upstreamConnect: Histogram;
-  dnsDuration: Histogram;
+  upstreamConnect: TalliedHistogram;
+  dnsDuration: TalliedHistogram;
   errors: Counter<'type'>;
   policyEntries: Gauge<'environment'>;
   buildInfo: Gauge<'version' | 'node'>;
@@ -75,11 +75,11 @@ export function createMetrics(version: string, options: MetricsOptions = { hostL
     activeConnections: new Gauge({ name: 'egress_active_connections', help: 'Client connections open now', registers: [registry] }),
     tunnelBytes: tunnelBytes.counter,
     tunnelBytesTally: tunnelBytes.tally,
-    decisionDuration: new Histogram({ name: 'egress_decision_duration_seconds', help: 'Time from request to decision (identity, policy, limits, DNS)', buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1], registers: [registry] }),
+    decisionDuration: new TalliedHistogram('egress_decision_duration_seconds', 'Time from request to decision (identity, policy, limits, DNS)', [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1], registry),
     policyReloads: new Counter({ name: 'egress_policy_reloads_total', help: 'Policy reloads by result', labelNames: ['result'], registers: [registry] }),
     rateLimited: new Counter({ name: 'egress_rate_limited_total', help: 'Refusals by the rate limiter, by bucket', labelNames: ['environment', 'scope'], registers: [registry] }),
-    upstreamConnect: new Histogram({ name: 'egress_upstream_connect_seconds', help: 'TCP connect time to upstreams', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] }),
-    dnsDuration: new Histogram({ name: 'egress_dns_lookup_seconds', help: 'DNS resolution time', buckets: [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [registry] }),
+    upstreamConnect: new TalliedHistogram('egress_upstream_connect_seconds', 'TCP connect time to upstreams', [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registry),
+    dnsDuration: new TalliedHistogram('egress_dns_lookup_seconds', 'DNS resolution time', [0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registry),
     errors: new Counter({ name: 'egress_errors_total', help: 'Errors by type', labelNames: ['type'], registers: [registry] }),
     policyEntries: new Gauge({ name: 'egress_policy_entries', help: 'Compiled allow and deny entries per environment', labelNames: ['environment'], registers: [registry] }),
     buildInfo: new Gauge({ name: 'egress_build_info', help: 'Build information', labelNames: ['version', 'node'], registers: [registry] }),
