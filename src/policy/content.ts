@@ -121,8 +121,10 @@ export function canonicalPath(target: string): string | null {
  */
 export function decideRequest(content: CompiledContent, environment: string, request: ContentRequest): Decision {
   const method = request.method.toUpperCase();
-  const path = canonicalPath(request.path);
-  if (path === null) return { allow: false, reason: 'bad_request', environment };
+  if (!request.path.startsWith('/')) return { allow: false, reason: 'bad_request', environment };
+  // Only path rules read the canonical path: most environments have none, and a request
+  // should not pay for building it.
+  const path = content.rules.length > 0 ? (canonicalPath(request.path) as string) : request.path;
   for (const rule of content.rules) {
     if (!matchesHost(rule.hosts, request.host, request.port)) continue;
     if (rule.methods && !rule.methods.has(method)) continue;
