@@ -114,6 +114,13 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     const names: string[] = new Array(rawHeaders.length);
     for (let i = 0; i < rawHeaders.length; i++) names[i] = (rawHeaders[i] as Buffer).toString('latin1');
     this.res.writeHead(statusCode, statusText, endToEndHeaders(names));
+    // 204 and 304 never have a body (RFC 9110 §6.4.1), and the client gets its whole answer now:
+    // undici holds a 304's Content-Length (legal: the length a 200 would have had) against the
+    // bytes that followed, none, and destroys the connection with an error after the head.
+    if (statusCode === 204 || statusCode === 304) {
+      this.res.end();
+      return true;
+    }
     this.res.on('drain', resume);
     return true;
   }
@@ -126,12 +133,14 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    this.res.end();
+    if (!this.res.writableEnded) this.res.end();
   }
 
   onError(error: Error & { code?: string }): void {
     // Cancelled: the client left, or the body filter refused the body and answered already.
-    if (this.hooks.isDone() || this.cancelled) return;
+    // Ended: the client has its whole answer (a 304), and what failed after it is the upstream
+    // connection's business.
+    if (this.hooks.isDone() || this.cancelled || this.res.writableEnded) return;
     const reason = failureOf(error);
     this.ctx.observer.error(reason);
     const detail = detailOf(error);

@@ -154,6 +154,95 @@ describe('plain HTTP through the proxy’s upstream client', () => {
     }
   });
 
+  it('responses framed every way (HEAD, 204, 304, chunked, close-delimited) leave one kept-alive client connection in step', async () => {
+    // A raw upstream, so the framing is exactly as written here, whatever Node's server would do.
+    const answers: Record<string, string> = {
+      '/head': 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n',
+      '/204': 'HTTP/1.1 204 No Content\r\n\r\n',
+      '/304': 'HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n',
+      '/chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n',
+      '/close': 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the upstream closes',
+    };
+    const raw = createServer((socket) => {
+      socket.on('error', () => {});
+      let buffered = '';
+      socket.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('latin1');
+        while (buffered.includes('\r\n\r\n')) {
+          const head = buffered.slice(0, buffered.indexOf('\r\n\r\n'));
+          buffered = buffered.slice(head.length + 4);
+          const path = head.split(' ')[1] as string;
+          socket.write(answers[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+          if (path === '/close') socket.end();
+        }
+      });
+    });
+    const rawPort = await listen(raw, 0, '127.0.0.1');
+    closers.push(() => raw.close());
+    const framed = await startGate({
+      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [rawPort] }],
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const ask = (method: string, path: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: framed.proxyPort, method, path: `http://a.test:${rawPort}${path}`, headers: { host: `a.test:${rawPort}` }, agent }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const seen = [];
+      for (const [method, path] of [['HEAD', '/head'], ['GET', '/204'], ['GET', '/304'], ['GET', '/chunked'], ['GET', '/close'], ['GET', '/chunked'], ['HEAD', '/head']] as const) seen.push(await ask(method, path).catch((e: Error) => ({ status: -1, body: `${method} ${path}: ${e.message}` })));
+      expect(seen).toEqual([
+        { status: 200, body: '' },
+        { status: 204, body: '' },
+        { status: 304, body: '' },
+        { status: 200, body: 'hello world' },
+        { status: 200, body: 'until the upstream closes' },
+        { status: 200, body: 'hello world' },
+        { status: 200, body: '' },
+      ]);
+    } finally {
+      agent.destroy();
+      await framed.stop();
+    }
+  });
+
+  it('an upstream that dies mid-body: the client sees a cut, not a short body passed off as whole, and the decision says so', async () => {
+    const dying = createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly ten b');
+        setTimeout(() => socket.destroy(), 50);
+      });
+    });
+    const dyingPort = await listen(dying, 0, '127.0.0.1');
+    closers.push(() => dying.close());
+    const cut = await startGate({
+      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [dyingPort] }],
+    });
+    try {
+      const outcome = await new Promise<{ status: number; received: string; complete: boolean }>((resolve) => {
+        const req = request({ host: '127.0.0.1', port: cut.proxyPort, path: `http://a.test:${dyingPort}/`, headers: { host: `a.test:${dyingPort}` } }, (res) => {
+          let received = '';
+          res.on('data', (c: Buffer) => (received += c.toString()));
+          res.on('close', () => resolve({ status: res.statusCode ?? 0, received, complete: res.complete }));
+        });
+        req.on('error', () => undefined);
+        req.end();
+      });
+      expect(outcome).toEqual({ status: 200, received: 'only ten b', complete: false });
+      await eventually(() => cut.decisions().some((d) => String(d.detail).startsWith('upstream failed mid-response')), 5_000);
+    } finally {
+      await cut.stop();
+    }
+  });
+
   it('a client that stops reading stops the upstream; when it reads again every byte arrives in order', async () => {
     // An upstream that writes as fast as it can, and counts what it got rid of.
     const total = 96 * MiB;
