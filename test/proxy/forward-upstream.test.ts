@@ -72,6 +72,36 @@ let second: RecordingUpstream;
 let port: number;
 const closers: (() => unknown)[] = [];
 
+/**
+ * An upstream on a bare socket, so responses are framed exactly as a test writes them: `answer`
+ * gets the path of every request head (requests without a body) and the socket to write to.
+ */
+function rawUpstream(answer: (path: string, socket: Socket) => void): NetServer {
+  return createServer((socket) => {
+    socket.on('error', () => {});
+    let buffered = '';
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      while (buffered.includes('\r\n\r\n')) {
+        const head = buffered.slice(0, buffered.indexOf('\r\n\r\n'));
+        buffered = buffered.slice(head.length + 4);
+        answer(head.split(' ')[1] as string, socket);
+      }
+    });
+  });
+}
+
+/** A gate that allows a.test, mapped to `server` listening on 127.0.0.1 (closed after the file). */
+async function gateInFrontOf(server: Server | NetServer): Promise<{ gate: Gate; port: number }> {
+  const port = await listen(server, 0, '127.0.0.1');
+  closers.push(() => server.close());
+  const gate = await startGate({
+    config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
+    environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [port] }],
+  });
+  return { gate, port };
+}
+
 beforeAll(async () => {
   // The same port on two loopback addresses: a.test and b.test differ only in the address.
   first = recordingUpstream();
@@ -128,23 +158,8 @@ describe('plain HTTP through the proxy’s upstream client', () => {
   });
 
   it('interim responses (103 Early Hints) are passed over; the client gets the final answer and the connection stays usable', async () => {
-    const raw = createServer((socket) => {
-      socket.on('error', () => {});
-      let buffered = '';
-      socket.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('latin1');
-        while (buffered.includes('\r\n\r\n')) {
-          buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
-          socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal');
-        }
-      });
-    });
-    const rawPort = await listen(raw, 0, '127.0.0.1');
-    closers.push(() => raw.close());
-    const hinted = await startGate({
-      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
-      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [rawPort] }],
-    });
+    const raw = rawUpstream((_path, socket) => socket.write('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal'));
+    const { gate: hinted, port: rawPort } = await gateInFrontOf(raw);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
       for (let i = 0; i < 3; i++) expect(await get(hinted.proxyPort, `http://a.test:${rawPort}/`, agent)).toEqual({ status: 200, body: 'final' });
@@ -163,26 +178,11 @@ describe('plain HTTP through the proxy’s upstream client', () => {
       '/chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n',
       '/close': 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the upstream closes',
     };
-    const raw = createServer((socket) => {
-      socket.on('error', () => {});
-      let buffered = '';
-      socket.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('latin1');
-        while (buffered.includes('\r\n\r\n')) {
-          const head = buffered.slice(0, buffered.indexOf('\r\n\r\n'));
-          buffered = buffered.slice(head.length + 4);
-          const path = head.split(' ')[1] as string;
-          socket.write(answers[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-          if (path === '/close') socket.end();
-        }
-      });
+    const raw = rawUpstream((path, socket) => {
+      socket.write(answers[path] ?? 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      if (path === '/close') socket.end();
     });
-    const rawPort = await listen(raw, 0, '127.0.0.1');
-    closers.push(() => raw.close());
-    const framed = await startGate({
-      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
-      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [rawPort] }],
-    });
+    const { gate: framed, port: rawPort } = await gateInFrontOf(raw);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const ask = (method: string, path: string): Promise<{ status: number; body: string }> =>
       new Promise((resolve, reject) => {
@@ -220,12 +220,7 @@ describe('plain HTTP through the proxy’s upstream client', () => {
         setTimeout(() => socket.destroy(), 50);
       });
     });
-    const dyingPort = await listen(dying, 0, '127.0.0.1');
-    closers.push(() => dying.close());
-    const cut = await startGate({
-      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
-      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [dyingPort] }],
-    });
+    const { gate: cut, port: dyingPort } = await gateInFrontOf(dying);
     try {
       const outcome = await new Promise<{ status: number; received: string; complete: boolean }>((resolve) => {
         const req = request({ host: '127.0.0.1', port: cut.proxyPort, path: `http://a.test:${dyingPort}/`, headers: { host: `a.test:${dyingPort}` } }, (res) => {
@@ -263,12 +258,7 @@ describe('plain HTTP through the proxy’s upstream client', () => {
       };
       pump();
     });
-    const fastPort = await listen(fast, 0, '127.0.0.1');
-    closers.push(() => fast.close());
-    const slow = await startGate({
-      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
-      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [fastPort] }],
-    });
+    const { gate: slow, port: fastPort } = await gateInFrontOf(fast);
     try {
       const { received, bytes, ordered } = await new Promise<{ received: number; bytes: number; ordered: boolean }>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port: slow.proxyPort, path: `http://a.test:${fastPort}/`, headers: { host: `a.test:${fastPort}` } }, (res: IncomingMessage) => {
@@ -317,12 +307,7 @@ describe('plain HTTP through the proxy’s upstream client', () => {
         upstreamClosed = true;
       });
     });
-    const endlessPort = await listen(endless, 0, '127.0.0.1');
-    closers.push(() => endless.close());
-    const leaving = await startGate({
-      config: { upstream: { resolve: { 'a.test': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] } },
-      environments: [{ id: 'default', access: 'custom', allowedDomains: ['a.test'], allowedPorts: [endlessPort] }],
-    });
+    const { gate: leaving, port: endlessPort } = await gateInFrontOf(endless);
     try {
       const client = connect(leaving.proxyPort, '127.0.0.1');
       client.write(`GET http://a.test:${endlessPort}/ HTTP/1.1\r\nHost: a.test:${endlessPort}\r\n\r\n`);
