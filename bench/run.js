@@ -47,25 +47,31 @@ subjects.push(...peers.map((p) => ({ ...p, host: '127.0.0.1' })));
 const results = { machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, runs, seconds, rows: {} };
 const record = (workload, subject, figures) => ((results.rows[workload] ??= {})[subject] = figures);
 
-async function repeated(fn) {
-  const samples = [];
-  for (let i = 0; i < runs; i++) samples.push(await fn());
-  const keys = Object.keys(samples[0]);
-  return Object.fromEntries(keys.map((k) => [k, spread(samples.map((s) => s[k]))]));
+/**
+ * `runs` rounds of one workload, each round measuring every subject once: the machine's load
+ * drifts over minutes, and rounds spread that drift over all subjects instead of handing it to
+ * whichever ran last (a subject's three runs back to back put bare and egress-gate up to a
+ * third apart on one workload, in either direction).
+ */
+async function inRounds(workload, measure) {
+  const samples = new Map(subjects.map((s) => [s.name, []]));
+  for (let i = 0; i < runs; i++) for (const s of subjects) samples.get(s.name).push(await measure(s));
+  for (const [name, list] of samples) {
+    const keys = Object.keys(list[0]);
+    record(workload, name, Object.fromEntries(keys.map((k) => [k, spread(list.map((x) => x[k]))])));
+  }
 }
 
 for (const connections of [50, 200]) {
-  for (const s of subjects) {
+  await inRounds(`http forward 1 KiB, ${connections} conns`, (s) => {
     const url = `http://127.0.0.1:${s.port ?? up.http}`;
     const path = s.port === null ? '/' : `http://${s.host}:${up.http}/`;
-    record(`http forward 1 KiB, ${connections} conns`, s.name, await repeated(() => cannon(url, path, `${s.host}:${up.http}`, connections)));
-  }
+    return cannon(url, path, `${s.host}:${up.http}`, connections);
+  });
 }
-for (const s of subjects) {
-  record('CONNECT + TLS + 1 request', s.name, await repeated(() => tunnelSetup({ proxyPort: s.port, host: s.host, port: up.https, concurrency: 16, seconds })));
-}
+await inRounds('CONNECT + TLS + 1 request', (s) => tunnelSetup({ proxyPort: s.port, host: s.host, port: up.https, concurrency: 16, seconds }));
 for (const tunnels of [1, 8]) {
-  for (const s of subjects) record(`bulk tunnel, ${tunnels} tunnel${tunnels > 1 ? 's' : ''}`, s.name, await repeated(() => bulk({ proxyPort: s.port, host: s.host, port: up.bulk, tunnels, seconds })));
+  await inRounds(`bulk tunnel, ${tunnels} tunnel${tunnels > 1 ? 's' : ''}`, (s) => bulk({ proxyPort: s.port, host: s.host, port: up.bulk, tunnels, seconds }));
 }
 for (const s of subjects.filter((x) => x.pid)) {
   const before = rssKiB(s.pid);
