@@ -1,6 +1,7 @@
 // The upstream half of a request inside an inspected HTTPS tunnel (inspect/intercept.ts), on
-// Node's https client (plain HTTP goes through upstream-http.ts): timeouts, the refusal when the upstream fails before answering,
-// a cut when it fails mid-response, and the response streamed back without buffering.
+// Node's https client (plain HTTP goes through upstream-http.ts): timeouts, the refusal when the
+// upstream fails before answering, a cut when it fails mid-response, and the response streamed
+// back without buffering.
 
 import type { ClientRequest, ServerResponse } from 'node:http';
 import type { ReasonCode } from '../policy/types.js';

@@ -10,9 +10,11 @@ import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { lazyRequire } from '../lazy-require.js';
 import type { ReasonCode } from '../policy/types.js';
-import type { DecisionRecord, ProxyContext } from './context.js';
+import type { ProxyContext } from './context.js';
 import { endToEndHeaders } from './headers.js';
 import { refuseResponse } from './refuse.js';
+import type { RelayHooks } from './relay.js';
+import { formatAuthority } from './target.js';
 
 // Only the agent and what it needs: the package's index also loads fetch, WebSocket and the
 // rest, 3 MB more heap that every garbage collection would walk. Loaded at the first forwarded
@@ -37,8 +39,7 @@ export function createUpstreamHttp(timeouts: UpstreamTimeouts): UpstreamHttp {
   const idle = timeouts.connectTimeoutMs + timeouts.idleTimeoutMs;
   return {
     dispatcher() {
-      const AgentClass = agentClass();
-      agent ??= new AgentClass({ connect: { timeout: timeouts.connectTimeoutMs }, headersTimeout: idle, bodyTimeout: idle, pipelining: 1 });
+      agent ??= new (agentClass())({ connect: { timeout: timeouts.connectTimeoutMs }, headersTimeout: idle, bodyTimeout: idle, pipelining: 1 });
       return agent;
     },
     close() {
@@ -48,14 +49,8 @@ export function createUpstreamHttp(timeouts: UpstreamTimeouts): UpstreamHttp {
   };
 }
 
-export interface UpstreamHooks {
-  host: string;
-  environment: string;
-  /** True once the exchange has been answered and recorded (a refusal mid-body, say). */
-  isDone(): boolean;
-  finish(outcome?: Partial<DecisionRecord>): void;
-  onDownBytes(bytes: number): void;
-}
+/** What the inspected path's relay is told, less its error classifier (undici's codes are classified here). */
+export type UpstreamHooks = Omit<RelayHooks, 'reasonOf'>;
 
 export interface UpstreamRequest {
   /** The checked address, as dialled. */
@@ -163,7 +158,8 @@ export function sendUpstream(ctx: ProxyContext, upstream: UpstreamHttp, request:
     relay.cancel();
     hooks.finish({ detail: 'client closed early' });
   });
-  const host = request.address.includes(':') ? `[${request.address}]` : request.address;
-  upstream.dispatcher().dispatch({ origin: `http://${host}:${request.port}`, method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, relay);
+  // Default port 0: the origin always names its port.
+  const origin = `http://${formatAuthority({ host: request.address, port: request.port }, 0)}`;
+  upstream.dispatcher().dispatch({ origin, method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body: request.body }, relay);
   return () => relay.cancel();
 }
