@@ -103,7 +103,11 @@ export async function handleConnect(ctx: ProxyContext, req: IncomingMessage, cli
     const up = upstream.bytesWritten;
     const down = upstream.bytesRead;
     ctx.observer.tunnelBytes(envId, up, down);
-    ctx.observer.decision({ ...record, bytesUp: up, bytesDown: down, durationMs: Math.round(performance.now() - started) });
+    // The record itself, not a copy, as forward.ts does.
+    record.bytesUp = up;
+    record.bytesDown = down;
+    record.durationMs = Math.round(performance.now() - started);
+    ctx.observer.decision(record);
   };
 
   upstream.on('error', teardown);
