@@ -92,7 +92,7 @@ async function idleTunnelFigures(s) {
 }
 // Twice. On processes that ran the workloads above, the figure counts only the memory the
 // process had to take anew: a process that freed more heap earlier reuses it for the tunnels
-// and looks lighter (bare measured 3.7-4.5 KiB per tunnel this way, 11 on a fresh process).
+// and looks lighter (bare measured 3.7-8.5 KiB per tunnel this way, 11 on a fresh process).
 // So bare and egress-gate are also measured fresh, started for this workload alone.
 for (const s of subjects.filter((x) => x.pid)) record(`${idleTunnels} idle tunnels, after the workloads above`, s.name, await idleTunnelFigures(s));
 const freshStarts = { bare: [startBare, '127.0.0.1'], 'egress-gate': [() => startEgressGate({ ports: [up.hold] }), 'bench.test'] };
@@ -107,7 +107,7 @@ for (const [name, [start, host]] of Object.entries(freshStarts)) {
 record('policy change, 100 000 entries, under load', 'egress-gate', await policyChangeFigures({ gate, up, seconds }));
 await Promise.all([up.stop(), bare.stop(), gate.stop(), ...peers.map((p) => p.stop())]);
 // In this process, once every other has stopped: at 100 000 entries a lookup is a few cache
-// misses, and a neighbour still busy (egress-gate writing out its log) shares the caches.
+// misses, and a busy neighbour shares the caches.
 results.rows['policy lookup'] = { 'egress-gate': await policyFigures(quick) };
 
 // The table: figures for egress-gate with ratios to bare and direct of the same run.
