@@ -3,15 +3,17 @@
 // swing with whatever else runs; the proxy's own user+system time per unit of work (from
 // /proc) swings much less, so this is the figure to compare before and after a change. The
 // proxy is pinned to the second core and the load generator and upstreams to the first.
-//   node bench/cpu.js [--requests 40000] [--runs 5]
+// `--peers` adds Squid and tinyproxy when installed (bench/lib/peers.js).
+//   node bench/cpu.js [--requests 40000] [--runs 5] [--peers]
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { bulk } from './lib/clients.js';
 import { startBare, startEgressGate, startUpstreams } from './lib/procs.js';
+import { startPeers } from './lib/peers.js';
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '40000' }, runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { requests: { type: 'string', default: '40000' }, runs: { type: 'string', default: '5' }, peers: { type: 'boolean', default: false } } });
 const requests = Number(values.requests);
 const runs = Number(values.runs);
 
@@ -37,6 +39,8 @@ const subjects = [
   { name: 'bare', port: bare.port, host: '127.0.0.1', pid: bare.pid },
   { name: 'egress-gate', port: gate.port, host: 'bench.test', pid: gate.pid },
 ];
+const peers = values.peers ? await startPeers() : [];
+subjects.push(...peers.map((p) => ({ ...p, host: '127.0.0.1' })));
 for (const s of subjects) pin(s.pid, 1);
 pin(process.pid, 0);
 pin(up.pid, 0);
@@ -60,7 +64,7 @@ for (const s of subjects) {
   }
   figures[s.name] = { perRequest: median(perRequest), perHundredMB: median(perHundredMB) };
 }
-await Promise.all([up.stop(), bare.stop(), gate.stop()]);
+await Promise.all([up.stop(), bare.stop(), gate.stop(), ...peers.map((p) => p.stop())]);
 
 console.log('| proxy | CPU µs per forwarded request | CPU ms per 100 MB through a tunnel |');
 console.log('| --- | --- | --- |');

@@ -53,14 +53,23 @@ const record = (workload, subject, figures) => ((results.rows[workload] ??= {})[
  * `runs` rounds of one workload, each round measuring every subject once: the machine's load
  * drifts over minutes, and rounds spread that drift over all subjects instead of handing it to
  * whichever ran last (a subject's runs back to back put bare and egress-gate up to a
- * third apart on one workload, in either direction).
+ * third apart on one workload, in either direction). Each round starts one subject further
+ * down the list, so no subject always runs right after the same other one.
+ * Every figure also keeps its runs, and its ratio to bare within each round ("paired"): the
+ * rounds of one subject differ by up to a fifth on this machine, and a round's ratio cancels
+ * what the two runs beside each other shared.
  */
 async function inRounds(workload, measure) {
   const samples = new Map(subjects.map((s) => [s.name, []]));
-  for (let i = 0; i < runs; i++) for (const s of subjects) samples.get(s.name).push(await measure(s));
+  for (let i = 0; i < runs; i++) {
+    const order = subjects.map((_, k) => subjects[(i + k) % subjects.length]);
+    for (const s of order) samples.get(s.name).push(await measure(s));
+  }
+  const bareRuns = samples.get('bare');
   for (const [name, list] of samples) {
     const keys = Object.keys(list[0]);
-    record(workload, name, Object.fromEntries(keys.map((k) => [k, spread(list.map((x) => x[k]))])));
+    const paired = (k) => (bareRuns[0][k] ? { pairedRatio: median(list.map((x, i) => x[k] / bareRuns[i][k])) } : {});
+    record(workload, name, Object.fromEntries(keys.map((k) => [k, { ...spread(list.map((x) => x[k])), ...paired(k), runs: list.map((x) => x[k]) }])));
   }
 }
 
@@ -78,7 +87,9 @@ const setup = (s, duration) => tunnelSetup({ proxyPort: s.port, host: s.host, po
 for (const s of subjects) await setup(s, 1); // the CONNECT path's own warm-up
 await inRounds('CONNECT + TLS + 1 request', (s) => setup(s, seconds));
 for (const tunnels of [1, 8]) {
-  await inRounds(`bulk tunnel, ${tunnels} tunnel${tunnels > 1 ? 's' : ''}`, (s) => bulk({ proxyPort: s.port, host: s.host, port: up.bulk, tunnels, seconds }));
+  // Rounds of 3 s: a tunnel's throughput settles within a second, and this keeps a run with
+  // --peers under ten minutes.
+  await inRounds(`bulk tunnel, ${tunnels} tunnel${tunnels > 1 ? 's' : ''}`, (s) => bulk({ proxyPort: s.port, host: s.host, port: up.bulk, tunnels, seconds: Math.min(seconds, 3) }));
 }
 /** RSS growth of a proxy process while `idleTunnels` tunnels open and sit idle, per tunnel. */
 async function idleTunnelFigures(s) {
@@ -112,7 +123,7 @@ results.rows['policy lookup'] = { 'egress-gate': await policyFigures(quick) };
 
 // The table: figures for egress-gate with ratios to bare and direct of the same run.
 const lines = [`egress-gate benchmarks — ${results.machine.cpus} × ${results.machine.model}, Node ${results.machine.node}, ${runs} run(s) of ${seconds} s, median (min–max)`, ''];
-lines.push('| workload | subject | figure | median (min–max) | ÷ bare | ÷ direct |', '| --- | --- | --- | --- | --- | --- |');
+lines.push('| workload | subject | figure | median (min–max) | ÷ bare | ÷ bare, paired | ÷ direct |', '| --- | --- | --- | --- | --- | --- | --- |');
 for (const [workload, bySubject] of Object.entries(results.rows)) {
   for (const [subject, figures] of Object.entries(bySubject)) {
     for (const [figure, v] of Object.entries(figures)) {
@@ -121,7 +132,7 @@ for (const [workload, bySubject] of Object.entries(results.rows)) {
         return r ? (v.median / r).toFixed(2) : '–';
       };
       const digits = v.median < 10 ? 2 : 0;
-      lines.push(`| ${workload} | ${subject} | ${figure} | ${fmt(v.median, digits)} (${fmt(v.min, digits)}–${fmt(v.max, digits)}) | ${ratio('bare')} | ${ratio('direct')} |`);
+      lines.push(`| ${workload} | ${subject} | ${figure} | ${fmt(v.median, digits)} (${fmt(v.min, digits)}–${fmt(v.max, digits)}) | ${ratio('bare')} | ${v.pairedRatio === undefined ? '–' : v.pairedRatio.toFixed(2)} | ${ratio('direct')} |`);
     }
   }
 }

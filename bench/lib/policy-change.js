@@ -3,18 +3,31 @@
 // operator does day to day), sent whole (PUT) and as an edit (PATCH). Each answers once the
 // policy is in force; each change is checked with /v1/check, and no forwarded request may fail.
 import autocannon from 'autocannon';
+import { request } from 'node:http';
 import { adminToken } from './procs.js';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
-async function send(adminUrl, method, body) {
-  const started = performance.now();
+/**
+ * Milliseconds from the first byte of the request to the last of the answer. Node's `http` with
+ * the body encoded beforehand, not `fetch`: on this machine fetch spent 20-25 ms of its own
+ * turning a 3 MB string into a request stream (71 against 51 ms median for the same PUT, no
+ * load; curl, a process of its own, 47), time of the client's and not of the change.
+ */
+function send(adminUrl, method, body) {
+  const data = Buffer.from(body);
   // A whole list is not asked back (Prefer: return=minimal): the 3 MB echo is not the change.
-  const answer = await fetch(`${adminUrl}/v1/environments/default`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', prefer: 'return=minimal' }, body });
-  await answer.arrayBuffer();
-  if (answer.status >= 300) throw new Error(`${method} answered ${answer.status}`);
-  return performance.now() - started;
+  const headers = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json', 'content-length': data.length, prefer: 'return=minimal' };
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const sent = request(`${adminUrl}/v1/environments/default`, { method, headers }, (answer) => {
+      answer.resume();
+      answer.on('end', () => (answer.statusCode < 300 ? resolve(performance.now() - started) : reject(new Error(`${method} answered ${answer.statusCode}`))));
+    });
+    sent.on('error', reject);
+    sent.end(data);
+  });
 }
 
 async function allows(adminUrl, host) {
