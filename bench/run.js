@@ -2,7 +2,7 @@
 // ratio to the references measured in the same run — `direct` (client straight to the
 // upstream) and `bare` (bench/bare-proxy.js, Node's own pass-through). `--peers` adds Squid and
 // tinyproxy when installed. Prints one markdown table, writes JSON to bench/results/.
-//   npm run bench                 (about 7 minutes on 2 cores, 10 with --peers)
+//   npm run bench                 (about 6 minutes on 2 cores, 9 with --peers)
 //   npm run bench -- --quick      (about 1 minute, one run each)
 import autocannon from 'autocannon';
 import { mkdirSync, writeFileSync } from 'node:fs';
