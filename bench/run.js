@@ -68,7 +68,8 @@ async function inRounds(workload, measure) {
   const bareRuns = samples.get('bare');
   for (const [name, list] of samples) {
     const keys = Object.keys(list[0]);
-    const paired = (k) => (bareRuns[0][k] ? { pairedRatio: median(list.map((x, i) => x[k] / bareRuns[i][k])) } : {});
+    // Only where bare has a figure in every round (not for error counts, which are mostly 0).
+    const paired = (k) => (bareRuns.every((b) => b[k] > 0) ? { pairedRatio: median(list.map((x, i) => x[k] / bareRuns[i][k])) } : {});
     record(workload, name, Object.fromEntries(keys.map((k) => [k, { ...spread(list.map((x) => x[k])), ...paired(k), runs: list.map((x) => x[k]) }])));
   }
 }
