@@ -38,7 +38,8 @@ async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<Written> {
+/** `data` in parts is written one part after the other, so a caller need not join them first. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o600): Promise<Written> {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // The leading dot and the .tmp suffix keep readers of the folder from taking it for a policy.
@@ -46,7 +47,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   const fd = openSync(temporary, 'wx', mode);
   let written: Written;
   try {
-    writeFileSync(fd, data);
+    for (const part of Array.isArray(data) ? data : [data]) writeFileSync(fd, part);
     await fsyncAsync(fd);
     const info = fstatSync(fd);
     written = { size: info.size, mtimeMs: info.mtimeMs };

@@ -12,6 +12,7 @@ import { validateEnvironment } from '../policy/environment.js';
 import type { EnvironmentPolicy } from '../policy/types.js';
 import { removeFileDurably, writeFileAtomic } from './atomic.js';
 import { KeyedQueue } from './keyed-queue.js';
+import { PolicyFileText } from './policy-file-text.js';
 import { parseSessionFile, type Session } from './sessions.js';
 
 import type { FileProblem, LoadReport, StateStore } from './store.js';
@@ -28,6 +29,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
   private fromFiles = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
   private writes = new KeyedQueue();
+  private fileText = new PolicyFileText();
   /**
    * Awaited after every write before it is acknowledged: with several worker processes, the
    * cluster makes every other worker re-read first, so an acknowledged write holds everywhere.
@@ -170,7 +172,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
       // JSON is YAML, and writes a 100 000-entry policy in milliseconds where a YAML emitter takes
       // most of a second; hand-written files stay YAML.
       const file = join(this.environmentsDir, `${policy.id}.yaml`);
-      const text = `${JSON.stringify(policy, null, 2)}\n`;
+      const text = this.fileText.of(policy, this.getEnvironment(policy.id));
       const writing = writeFileAtomic(file, text);
       // The data is on its way to the disk: the runtime compiles the policy meanwhile.
       this.emit('prepare', policy);

@@ -239,6 +239,25 @@ describe('PATCH edits the domain lists', () => {
     expect(again.body).toMatchObject({ allowedDomains: { added: [], removed: [], entries: 2 } });
   });
 
+  it('a long list edited by PATCH and PUT is on disk exactly as JSON writes the policy, after every change', async () => {
+    const file = join(gate.stateDir, 'environments', 'long.yaml');
+    const onDiskIsPolicy = async () => {
+      const policy = (await api(gate, 'GET', '/v1/environments/long')).body;
+      expect(readFileSync(file, 'utf8')).toBe(`${JSON.stringify(policy, null, 2)}\n`);
+      return policy as { allowedDomains: string[] };
+    };
+    const hosts = Array.from({ length: 1500 }, (_, i) => `h${i}.long.example.com`);
+    expect((await api(gate, 'PUT', '/v1/environments/long', env('long', { allowedDomains: ['bücher.example', ...hosts] }))).status).toBe(201);
+    await onDiskIsPolicy();
+    await api(gate, 'PATCH', '/v1/environments/long', { add: { allowedDomains: ['*.例え.jp'] }, remove: { allowedDomains: ['h700.long.example.com'] } });
+    expect((await onDiskIsPolicy()).allowedDomains).toHaveLength(1501);
+    const replaced = ['bücher.example', ...hosts.slice(0, 900), 'middle.example.com', ...hosts.slice(901), '*.例え.jp'];
+    expect((await api(gate, 'PUT', '/v1/environments/long', env('long', { allowedDomains: replaced }))).status).toBe(200);
+    expect((await onDiskIsPolicy()).allowedDomains).toEqual(replaced);
+    expect((await api(gate, 'POST', '/v1/reload')).status).toBe(200);
+    expect((await onDiskIsPolicy()).allowedDomains).toEqual(replaced);
+  });
+
   it('concurrent edits of one environment all land', async () => {
     await api(gate, 'PUT', '/v1/environments/crowd', env('crowd'));
     const hosts = Array.from({ length: 25 }, (_, i) => `h${i}.crowd.example.com`);
