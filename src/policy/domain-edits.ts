@@ -70,39 +70,40 @@ function editList(list: readonly string[], remove: readonly string[], add: reado
   // What the compiled list must look at again: the entries that went and the ones that came.
   const touched: DomainPattern[] = [];
   const removed = new Set<string>();
-  let kept: string[];
-  let parsed: DomainPattern[];
-  if (remove.length === 0) {
-    kept = list.slice();
-    parsed = known.slice();
-  } else {
+  let kept: readonly string[] = list;
+  let parsed: readonly DomainPattern[] = known;
+  if (remove.length > 0) {
     const removing = new Set(remove);
-    kept = [];
-    parsed = [];
+    const keptEntries: string[] = [];
+    const keptPatterns: DomainPattern[] = [];
     for (let i = 0; i < list.length; i++) {
       const entry = list[i] as string;
       if (removing.has(entry)) {
         removed.add(entry);
         touched.push(known[i] as DomainPattern);
       } else {
-        kept.push(entry);
-        parsed.push(known[i] as DomainPattern);
+        keptEntries.push(entry);
+        keptPatterns.push(known[i] as DomainPattern);
       }
     }
+    kept = keptEntries;
+    parsed = keptPatterns;
   }
   // A few additions are looked for in the list; many, through a set of it.
   const adding = new Set(add);
   const present: { has(entry: string): boolean } = adding.size <= 16 ? { has: (entry) => kept.includes(entry) } : new Set(kept);
   const added: string[] = [];
+  const addedPatterns: DomainPattern[] = [];
   for (const entry of adding) {
     if (present.has(entry)) continue;
     const pattern = (parseDomainPattern(entry) as { pattern: DomainPattern }).pattern;
     added.push(entry);
-    kept.push(entry);
-    parsed.push(pattern);
+    addedPatterns.push(pattern);
     touched.push(pattern);
   }
-  return { list: kept, parsed, touched, change: { added, removed: [...removed], entries: kept.length } };
+  // One copy of each list with the additions in it: pushing onto a copy of 100 000 entries
+  // copies it again to grow it.
+  return { list: kept.concat(added), parsed: parsed.concat(addedPatterns), touched, change: { added, removed: [...removed], entries: kept.length + added.length } };
 }
 
 /** `policy` with the edits in `raw` applied, or every error in `raw` with its path. */

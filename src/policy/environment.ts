@@ -206,29 +206,23 @@ export function validateEnvironment(raw: unknown, idFromFile?: string, previous?
     if (!Array.isArray(value)) return c.expected(key, 'a list', value) ?? [];
     // Keep what parsing found, so compiling the validated policy does not parse 100 000 entries
     // again. A plain loop, not c.list: the path string of each item is made only for an error.
-    const list: string[] = [];
-    const parsed: DomainPattern[] = [];
     const reuse = reusableParsed(value, previous?.[key]);
-    for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      const known = reuse.at(i);
-      if (known) {
-        list.push(item as string);
-        parsed.push(known);
-        continue;
+    const { list, parsed } = reuse.build((from, to, kept, keptParsed) => {
+      for (let i = from; i < to; i++) {
+        const item: unknown = value[i];
+        if (typeof item !== 'string') {
+          c.expected(`${key}[${i}]`, 'a domain pattern string', item);
+          continue;
+        }
+        const result = parseDomainPattern(item);
+        if (!result.ok) {
+          c.fail(`${key}[${i}]`, result.error);
+          continue;
+        }
+        kept.push(item);
+        keptParsed.push(result.pattern);
       }
-      if (typeof item !== 'string') {
-        c.expected(`${key}[${i}]`, 'a domain pattern string', item);
-        continue;
-      }
-      const result = parseDomainPattern(item);
-      if (!result.ok) {
-        c.fail(`${key}[${i}]`, result.error);
-        continue;
-      }
-      list.push(item);
-      parsed.push(result.pattern);
-    }
+    });
     reuse.remember(list, parsed);
     return list;
   };

@@ -20,26 +20,49 @@ export function recallParsed(list: readonly string[]): readonly DomainPattern[] 
  * What validation can take from the previous version of a list instead of parsing again: the
  * entries of the common prefix and the common suffix of the two lists. An entry added, removed
  * or changed anywhere leaves the rest in place, so a one-entry edit of a 100 000-entry list
- * parses one entry. `at(i)` is the pattern for index `i` of `next`, or undefined to parse it;
- * `remember(list, parsed)`, once `next` validated whole, records the list's parsed form and,
- * when there was a previous version, what changed from it (so compiling it starts from the
- * previous tables, as for a PATCH).
+ * parses one entry. `build(middle)` makes the list and its parsed form from the previous
+ * version's ends around what `middle` gives for the entries between them (their index in
+ * `next`, parsed afresh), copying the shared parts in bulk; `remember(list, parsed)`, once
+ * `next` validated whole, records the list's parsed form and, when there was a previous
+ * version, what changed from it (so compiling it starts from the previous tables, as for a PATCH).
  */
 export function reusableParsed(
   next: readonly unknown[],
   previous: readonly string[] | undefined,
-): { at(i: number): DomainPattern | undefined; remember(list: readonly string[], parsed: readonly DomainPattern[]): void } {
+): {
+  build(middle: (from: number, to: number, list: string[], parsed: DomainPattern[]) => void): { list: string[]; parsed: DomainPattern[] };
+  remember(list: readonly string[], parsed: readonly DomainPattern[]): void;
+} {
   const before = previous && parsedByList.get(previous);
-  if (!previous || !before) return { at: () => undefined, remember: rememberParsed };
+  if (!previous || !before) {
+    return {
+      build(middle) {
+        const list: string[] = [];
+        const parsed: DomainPattern[] = [];
+        middle(0, next.length, list, parsed);
+        return { list, parsed };
+      },
+      remember: rememberParsed,
+    };
+  }
   const shorter = Math.min(next.length, previous.length);
   let prefix = 0;
   while (prefix < shorter && next[prefix] === previous[prefix]) prefix++;
   let suffix = 0;
   while (suffix < shorter - prefix && next[next.length - 1 - suffix] === previous[previous.length - 1 - suffix]) suffix++;
-  const shift = previous.length - next.length;
   const suffixStart = next.length - suffix;
   return {
-    at: (i) => (i < prefix ? before[i] : i >= suffixStart ? before[i + shift] : undefined),
+    build(middle) {
+      const list: string[] = [];
+      const parsed: DomainPattern[] = [];
+      middle(prefix, suffixStart, list, parsed);
+      // The previous version's strings, equal to the new ones: the policy in force keeps one copy
+      // of each entry, and what compares this version with the next compares references.
+      return {
+        list: previous.slice(0, prefix).concat(list, previous.slice(previous.length - suffix)),
+        parsed: before.slice(0, prefix).concat(parsed, before.slice(previous.length - suffix)),
+      };
+    },
     remember(list, parsed) {
       rememberParsed(list, parsed);
       // Only a list that kept every item lines up with `next` index for index.
