@@ -3,6 +3,7 @@
 // for a list made by an edit, which list it was made from and what changed (so compiling it
 // can start from the previous tables). Keyed weakly, so nothing outlives its policy.
 
+import { commonEnds } from './common-ends.js';
 import type { DomainPattern } from './domains.js';
 
 const parsedByList = new WeakMap<readonly string[], readonly DomainPattern[]>();
@@ -45,11 +46,7 @@ export function reusableParsed(
       remember: rememberParsed,
     };
   }
-  const shorter = Math.min(next.length, previous.length);
-  let prefix = 0;
-  while (prefix < shorter && next[prefix] === previous[prefix]) prefix++;
-  let suffix = 0;
-  while (suffix < shorter - prefix && next[next.length - 1 - suffix] === previous[previous.length - 1 - suffix]) suffix++;
+  const { prefix, suffix } = commonEnds(next, previous);
   const suffixStart = next.length - suffix;
   return {
     build(middle) {

@@ -6,6 +6,8 @@
 // so the next version reuses the lines of the entries the two versions share at the start and
 // at the end, and encodes only what lies between.
 
+import { commonEnds } from '../policy/common-ends.js';
+
 const LISTS = new Set(['allowedDomains', 'deniedDomains']);
 
 /** Shorter lists are serialised afresh: microseconds, and nothing kept for thousands of small environments. */
@@ -41,11 +43,7 @@ function listTextOf(entries: readonly string[]): ListText {
 
 /** The text of `next`, reusing the text of `previous` for the entries the two share at either end. */
 function listTextFrom(next: readonly string[], previous: readonly string[], before: ListText): ListText {
-  const shorter = Math.min(next.length, previous.length);
-  let prefix = 0;
-  while (prefix < shorter && next[prefix] === previous[prefix]) prefix++;
-  let suffix = 0;
-  while (suffix < shorter - prefix && next[next.length - 1 - suffix] === previous[previous.length - 1 - suffix]) suffix++;
+  const { prefix, suffix } = commonEnds(next, previous);
   const headEnd = prefix === 0 ? 0 : (before.ends[prefix - 1] as number);
   const tailStart = previous.length - suffix === 0 ? 0 : (before.ends[previous.length - suffix - 1] as number);
   const middle = listTextOf(next.slice(prefix, next.length - suffix));
