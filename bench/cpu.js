@@ -3,8 +3,10 @@
 // swing with whatever else runs; the proxy's own user+system time per unit of work (from
 // /proc) swings much less, so this is the figure to compare before and after a change. The
 // proxy is pinned to the second core and the load generator and upstreams to the first.
-// `--peers` adds Squid and tinyproxy when installed (bench/lib/peers.js).
-//   node bench/cpu.js [--requests 40000] [--runs 5] [--peers]
+// `--peers` adds Squid and tinyproxy when installed (bench/lib/peers.js), each with its access
+// log as Debian ships it; `--quiet-peers`, with none. A proxy's figure counts its child
+// processes too (Squid writes its log through one).
+//   node bench/cpu.js [--requests 40000] [--runs 5] [--peers] [--quiet-peers]
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -13,19 +15,34 @@ import { bulk } from './lib/clients.js';
 import { startBare, startEgressGate, startUpstreams } from './lib/procs.js';
 import { startPeers } from './lib/peers.js';
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '40000' }, runs: { type: 'string', default: '5' }, peers: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { requests: { type: 'string', default: '40000' }, runs: { type: 'string', default: '5' }, peers: { type: 'boolean', default: false }, 'quiet-peers': { type: 'boolean', default: false } } });
 const requests = Number(values.requests);
 const runs = Number(values.runs);
 
-/** User + system CPU milliseconds of a process so far (clock ticks of 10 ms). */
+/** A process and its descendants. */
+function processTree(pid) {
+  let children = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number);
+  } catch {
+    // Gone, or a kernel without the children file: the process alone.
+  }
+  return [pid, ...children.flatMap(processTree)];
+}
+
+/** User + system CPU milliseconds of a process and its descendants so far (clock ticks of 10 ms). */
 function cpuMs(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  let total = 0;
+  for (const id of processTree(pid)) {
+    const fields = readFileSync(`/proc/${id}/stat`, 'utf8').split(') ')[1].split(' ');
+    total += (Number(fields[11]) + Number(fields[12])) * 10;
+  }
+  return total;
 }
 
 function pin(pid, core) {
   try {
-    execFileSync('taskset', ['-a', '-cp', String(core), String(pid)], { stdio: 'ignore' });
+    for (const id of processTree(pid)) execFileSync('taskset', ['-a', '-cp', String(core), String(id)], { stdio: 'ignore' });
   } catch {
     // No taskset: the figures are noisier, not wrong.
   }
@@ -39,7 +56,7 @@ const subjects = [
   { name: 'bare', port: bare.port, host: '127.0.0.1', pid: bare.pid },
   { name: 'egress-gate', port: gate.port, host: 'bench.test', pid: gate.pid },
 ];
-const peers = values.peers ? await startPeers() : [];
+const peers = values.peers || values['quiet-peers'] ? await startPeers({ logs: !values['quiet-peers'] }) : [];
 subjects.push(...peers.map((p) => ({ ...p, host: '127.0.0.1' })));
 for (const s of subjects) pin(s.pid, 1);
 pin(process.pid, 0);

@@ -1,11 +1,12 @@
 // egress-gate benchmarks: every figure is a median of several runs with its spread, and a
 // ratio to the references measured in the same run — `direct` (client straight to the
 // upstream) and `bare` (bench/bare-proxy.js, Node's own pass-through). `--peers` adds Squid and
-// tinyproxy when installed. Prints one markdown table, writes JSON to bench/results/.
+// tinyproxy when installed, each writing its access log as Debian ships it (`--quiet-peers`:
+// no log). Prints one markdown table, writes JSON to bench/results/.
 //   npm run bench                 (about 6 minutes on 2 cores, 9 with --peers)
 //   npm run bench -- --quick      (about 1 minute, one run each)
 import autocannon from 'autocannon';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,7 +16,7 @@ import { policyFigures } from './lib/policy.js';
 import { policyChangeFigures } from './lib/policy-change.js';
 import { startPeers } from './lib/peers.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, peers: { type: 'boolean', default: false }, runs: { type: 'string' } } });
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, peers: { type: 'boolean', default: false }, 'quiet-peers': { type: 'boolean', default: false }, runs: { type: 'string' } } });
 const quick = values.quick;
 // Five short rounds rather than three long ones: the median of five is steadier on a noisy
 // machine (it drops the two worst rounds), for about the same time.
@@ -43,7 +44,7 @@ const subjects = [
   { name: 'bare', port: bare.port, host: '127.0.0.1', pid: bare.pid },
   { name: 'egress-gate', port: gate.port, host: 'bench.test', pid: gate.pid },
 ];
-const peers = values.peers ? await startPeers() : [];
+const peers = values.peers || values['quiet-peers'] ? await startPeers({ logs: !values['quiet-peers'] }) : [];
 subjects.push(...peers.map((p) => ({ ...p, host: '127.0.0.1' })));
 
 const results = { machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, runs, seconds, rows: {} };
@@ -117,6 +118,8 @@ for (const [name, [start, host]] of Object.entries(freshStarts)) {
 // Policy changes under load (bench/lib/policy-change.js): the first PUT of 100 000 entries,
 // then one-entry changes to it; no request may fail.
 record('policy change, 100 000 entries, under load', 'egress-gate', await policyChangeFigures({ gate, up, seconds }));
+// What the peers logged, so a run shows they did (a peer that cannot write its file logs nothing).
+results.peerLogBytes = Object.fromEntries(peers.filter((p) => p.log).map((p) => [p.name, statSync(p.log).size]));
 await Promise.all([up.stop(), bare.stop(), gate.stop(), ...peers.map((p) => p.stop())]);
 // In this process, once every other has stopped: at 100 000 entries a lookup is a few cache
 // misses, and a busy neighbour shares the caches.
