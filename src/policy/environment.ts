@@ -3,7 +3,7 @@
 // is a plain object with every default filled in, the only shape the rest of the code sees.
 
 import picomatch from 'picomatch';
-import { parseDomainPattern, type DomainPattern } from './domains.js';
+import { parseDomainPattern } from './domains.js';
 import { reusableParsed } from './parsed-patterns.js';
 import type { AccessLevel, ContentPolicy, ContentRule, EnvironmentPolicy, RateLimitPolicy } from './types.js';
 

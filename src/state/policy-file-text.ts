@@ -13,6 +13,8 @@ const LISTS = new Set(['allowedDomains', 'deniedDomains']);
 /** Shorter lists are serialised afresh: microseconds, and nothing kept for thousands of small environments. */
 const REMEMBER_FROM = 1000;
 
+const isLongList = (key: string, value: unknown): value is string[] => LISTS.has(key) && Array.isArray(value) && value.length >= REMEMBER_FROM;
+
 /** One line per entry, each `\n    "entry",`: a list at the file's second level, with its comma. */
 interface ListText {
   bytes: Buffer;
@@ -63,12 +65,12 @@ export class PolicyFileText {
   /** The file for `policy`; `previous` is the version it replaces, whose long lists' text it reuses. */
   of(policy: object, previous?: object): string | Buffer[] {
     const entries = Object.entries(policy);
-    if (!entries.some(([key, value]) => LISTS.has(key) && Array.isArray(value) && value.length >= REMEMBER_FROM)) return `${JSON.stringify(policy, null, 2)}\n`;
+    if (!entries.some(([key, value]) => isLongList(key, value))) return `${JSON.stringify(policy, null, 2)}\n`;
     const parts: (string | Buffer)[] = [];
     let separator = '{';
     for (const [key, value] of entries) {
-      if (LISTS.has(key) && Array.isArray(value) && value.length >= REMEMBER_FROM) {
-        const text = this.listText(value as string[], (previous as Record<string, unknown> | undefined)?.[key]);
+      if (isLongList(key, value)) {
+        const text = this.listText(value, (previous as Record<string, unknown> | undefined)?.[key]);
         // Without the last line's comma.
         parts.push(`${separator}\n  ${JSON.stringify(key)}: [`, text.bytes.subarray(0, text.bytes.length - 1), '\n  ]');
       } else {
