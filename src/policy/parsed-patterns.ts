@@ -35,37 +35,29 @@ export function reusableParsed(
   remember(list: readonly string[], parsed: readonly DomainPattern[]): void;
 } {
   const before = previous && parsedByList.get(previous);
-  if (!previous || !before) {
-    return {
-      build(middle) {
-        const list: string[] = [];
-        const parsed: DomainPattern[] = [];
-        middle(0, next.length, list, parsed);
-        return { list, parsed };
-      },
-      remember: rememberParsed,
-    };
-  }
-  const { prefix, suffix } = commonEnds(next, previous);
-  const suffixStart = next.length - suffix;
+  const base = previous && before ? { previous, before, ...commonEnds(next, previous) } : undefined;
+  const prefix = base?.prefix ?? 0;
+  const suffixStart = next.length - (base?.suffix ?? 0);
   return {
     build(middle) {
       const list: string[] = [];
       const parsed: DomainPattern[] = [];
       middle(prefix, suffixStart, list, parsed);
+      if (!base) return { list, parsed };
       // The previous version's strings, equal to the new ones: the policy in force keeps one copy
       // of each entry, and what compares this version with the next compares references.
+      const tail = base.previous.length - base.suffix;
       return {
-        list: previous.slice(0, prefix).concat(list, previous.slice(previous.length - suffix)),
-        parsed: before.slice(0, prefix).concat(parsed, before.slice(previous.length - suffix)),
+        list: base.previous.slice(0, prefix).concat(list, base.previous.slice(tail)),
+        parsed: base.before.slice(0, prefix).concat(parsed, base.before.slice(tail)),
       };
     },
     remember(list, parsed) {
       rememberParsed(list, parsed);
       // Only a list that kept every item lines up with `next` index for index.
-      if (list.length !== next.length) return;
-      const touched = before.slice(prefix, previous.length - suffix).concat(parsed.slice(prefix, suffixStart));
-      rememberEdit(list, { from: previous, touched });
+      if (!base || list.length !== next.length) return;
+      const touched = base.before.slice(prefix, base.previous.length - base.suffix).concat(parsed.slice(prefix, suffixStart));
+      rememberEdit(list, { from: base.previous, touched });
     },
   };
 }
