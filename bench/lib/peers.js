@@ -30,20 +30,22 @@ export async function startPeers({ logs = true } = {}) {
   if (has('squid')) {
     const port = await freePort();
     const conf = join(dir, 'squid.conf');
-    writeFileSync(conf, [`http_port 127.0.0.1:${port}`, 'http_access allow all', 'acl SSL_ports port 1-65535', 'acl CONNECT method CONNECT', 'cache deny all', `pid_filename ${join(dir, 'squid.pid')}`, logs ? `access_log daemon:${logFile(dir, 'squid-access.log')} squid` : 'access_log none', 'cache_log /dev/null', 'shutdown_lifetime 0 seconds', 'max_filedescriptors 20000', ''].join('\n'));
+    const log = logs ? logFile(dir, 'squid-access.log') : undefined;
+    writeFileSync(conf, [`http_port 127.0.0.1:${port}`, 'http_access allow all', 'acl SSL_ports port 1-65535', 'acl CONNECT method CONNECT', 'cache deny all', `pid_filename ${join(dir, 'squid.pid')}`, log ? `access_log daemon:${log} squid` : 'access_log none', 'cache_log /dev/null', 'shutdown_lifetime 0 seconds', 'max_filedescriptors 20000', ''].join('\n'));
     const child = spawn('squid', ['-N', '-f', conf], { stdio: 'ignore' });
     await wait(1_500);
-    peers.push({ name: 'squid', port, pid: child.pid, log: logs ? join(dir, 'squid-access.log') : undefined, stop: async () => child.kill('SIGKILL') });
+    peers.push({ name: 'squid', port, pid: child.pid, log, stop: async () => child.kill('SIGKILL') });
   }
   if (has('tinyproxy')) {
     const port = await freePort();
     const conf = join(dir, 'tinyproxy.conf');
     // No ConnectPort line: tinyproxy then allows CONNECT to every port.
-    const log = logs ? [`LogFile "${logFile(dir, 'tinyproxy.log')}"`, 'LogLevel Info'] : [];
-    writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 600', 'MaxClients 10000', ...log, ''].join('\n'));
+    const log = logs ? logFile(dir, 'tinyproxy.log') : undefined;
+    const logLines = log ? [`LogFile "${log}"`, 'LogLevel Info'] : [];
+    writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 600', 'MaxClients 10000', ...logLines, ''].join('\n'));
     const child = spawn('tinyproxy', ['-d', '-c', conf], { stdio: 'ignore' });
     await wait(1_000);
-    peers.push({ name: 'tinyproxy', port, pid: child.pid, log: logs ? join(dir, 'tinyproxy.log') : undefined, stop: async () => child.kill('SIGKILL') });
+    peers.push({ name: 'tinyproxy', port, pid: child.pid, log, stop: async () => child.kill('SIGKILL') });
   }
   return peers;
 }
