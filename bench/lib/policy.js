@@ -29,9 +29,12 @@ export async function policyFigures(quick) {
   });
   // In rounds, each round timing every size once, so the machine's drift lands on all three
   // alike: the goal is a ratio between them.
-  const iterations = quick ? 200_000 : 1_000_000;
+  // Many short rounds rather than a few long ones: on a shared machine the speed drifts within
+  // seconds, and a quarter-second round keeps the three sizes of a round on the same footing.
+  const rounds = quick ? 5 : 20;
+  const iterations = quick ? 200_000 : 250_000;
   let sink = 0;
-  for (let r = 0; r < 5; r++) {
+  for (let r = 0; r < rounds; r++) {
     for (const { env, targets, nsPerDecision } of sizes) {
       const t = process.hrtime.bigint();
       for (let i = 0; i < iterations; i++) if (decideTarget(env, targets[i & 1023]).allow) sink++;
@@ -40,9 +43,17 @@ export async function policyFigures(quick) {
   }
   if (sink < 0) console.log(sink);
   const out = {};
+  const [smallest] = sizes;
   for (const { size, nsPerDecision, compileMs } of sizes) {
-    out[`ns per decision, ${size} entries`] = spread(nsPerDecision);
+    out[`ns per decision, ${size} entries`] = { ...spread(nsPerDecision), runs: nsPerDecision };
     out[`compile ms, ${size} entries`] = spread(compileMs);
+  }
+  // The goal's ratio, as the forward figures' paired one: a round times every size within about
+  // a second, so the ratio within a round cancels the machine's drift between rounds, which the
+  // ratio of two medians taken over different rounds does not.
+  for (const { size, nsPerDecision } of sizes.slice(1)) {
+    const ratios = nsPerDecision.map((ns, r) => ns / smallest.nsPerDecision[r]);
+    out[`÷ ${smallest.size} entries, per round, ${size} entries`] = { ...spread(ratios), runs: ratios };
   }
   return out;
 }
