@@ -12,7 +12,8 @@ import { bodyToSend, checkRequestHead, declaresBody, type ContentRefusal } from 
 import { endToEndHeaders, upstreamHeaders } from './headers.js';
 import { refuseResponse, type Refusal } from './refuse.js';
 import { formatAuthority, hostHeaderMatches, parseAbsoluteUri } from './target.js';
-import { sendUpstream, type UpstreamHttp } from './upstream-http.js';
+import { sendUpstream } from './upstream-http.js';
+import type { UpstreamPool } from './upstream-pool.js';
 
 // Requests pipelined behind one answered with "Connection: close" were already dispatched by
 // Node's parser; they are bytes the client sent after a refusal, not requests to serve. Without
@@ -31,7 +32,7 @@ function hostLines(rawHeaders: string[]): number {
   return count;
 }
 
-export async function handleForward(ctx: ProxyContext, upstream: UpstreamHttp, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleForward(ctx: ProxyContext, upstream: UpstreamPool, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const started = performance.now();
   const method = req.method ?? 'GET';
   const socket = req.socket as Socket;

@@ -35,7 +35,8 @@ export function endToEndHeaders(raw: string[], skipHost = false): string[] {
 /**
  * What a forwarded request sends upstream: `Host` naming exactly the checked target, then the
  * end-to-end headers without the client's own Host and without `Expect` (Node's server has
- * already answered `100-continue`, so the client is sending its body; undici refuses the header).
+ * already answered `100-continue`, so the client is sending its body, and an upstream asked to
+ * answer it first would hold the body back waiting for a `100 Continue` nobody reads).
  */
 export function upstreamHeaders(endToEnd: string[], host: string): string[] {
   const out = ['Host', host];

@@ -9,7 +9,7 @@ import { handleForward } from './forward.js';
 import { refuseSocket } from './refuse.js';
 import { IdleSweeper } from './idle.js';
 import { handleConnect } from './tunnel.js';
-import { createUpstreamHttp } from './upstream-http.js';
+import { UpstreamPool } from './upstream-pool.js';
 
 export interface ProxyServer {
   server: Server;
@@ -23,7 +23,7 @@ function destroySocket(this: Socket): void {
 }
 
 export function createProxyServer(ctx: ProxyContext): ProxyServer {
-  const upstream = createUpstreamHttp(ctx.settings);
+  const upstream = new UpstreamPool(ctx.settings);
   const idleTunnels = new IdleSweeper(ctx.settings.idleTimeoutMs);
   const server = createServer({
     maxHeaderSize: ctx.settings.maxHeaderBytes,

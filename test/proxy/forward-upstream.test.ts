@@ -212,6 +212,117 @@ describe('plain HTTP through the proxy’s upstream client', () => {
     }
   });
 
+  it('a body the client sends chunked goes upstream chunked, byte for byte', async () => {
+    const parts = [Buffer.alloc(70_000, 1), Buffer.from('middle'), Buffer.alloc(200_000, 2)];
+    const whole = Buffer.concat(parts);
+    const before = first.bodies.length;
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      // No Content-Length: Node's client sends the body chunked.
+      const req = request({ host: '127.0.0.1', port: gate.proxyPort, method: 'POST', path: `http://a.test:${port}/chunked-upload`, headers: { host: `a.test:${port}` } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      for (const part of parts) req.write(part);
+      req.end();
+    });
+    expect(answer).toEqual({ status: 200, body: `served a.test:${port}` });
+    expect(first.bodies.slice(before)).toEqual([{ bytes: whole.length, sha: createHash('sha256').update(whole).digest('hex') }]);
+  });
+
+  it('bytes an upstream sends after its response are never read as the answer to the next request', async () => {
+    let asked = 0;
+    const raw = rawUpstream((_path, socket) => {
+      asked += 1;
+      // The first answer carries a whole unrequested response behind it, the second the start of one.
+      if (asked === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled');
+      else if (asked === 2) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfresh2HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Smuggled: ');
+      else socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfresh${asked}`);
+    });
+    const { gate: desync, port: rawPort } = await gateInFrontOf(raw);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      expect(await get(desync.proxyPort, `http://a.test:${rawPort}/1`, agent)).toEqual({ status: 200, body: 'first' });
+      expect(await get(desync.proxyPort, `http://a.test:${rawPort}/2`, agent)).toEqual({ status: 200, body: 'fresh2' });
+      expect(await get(desync.proxyPort, `http://a.test:${rawPort}/3`, agent)).toEqual({ status: 200, body: 'fresh3' });
+      expect(await get(desync.proxyPort, `http://a.test:${rawPort}/4`, agent)).toEqual({ status: 200, body: 'fresh4' });
+    } finally {
+      agent.destroy();
+      await desync.stop();
+    }
+  });
+
+  it('a kept-alive upstream connection the server closes while idle is not used again', async () => {
+    let connections = 0;
+    const raw = rawUpstream((path, socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${path.length}\r\n\r\n${path}`);
+      // Kept alive by the headers, closed by the server soon after.
+      setTimeout(() => socket.end(), 30);
+    });
+    raw.on('connection', () => (connections += 1));
+    const { gate: closing, port: rawPort } = await gateInFrontOf(raw);
+    try {
+      for (const path of ['/one', '/two', '/three']) {
+        expect(await get(closing.proxyPort, `http://a.test:${rawPort}${path}`)).toEqual({ status: 200, body: path });
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      expect(connections).toBe(3);
+    } finally {
+      await closing.stop();
+    }
+  });
+
+  it('an upstream that answers before reading the body: the client gets the answer, and the next request a new connection', async () => {
+    let connections = 0;
+    const early = createServer((socket) => {
+      connections += 1;
+      socket.on('error', () => {});
+      let answered = false;
+      socket.on('data', (chunk: Buffer) => {
+        const text = chunk.toString('latin1');
+        if (!answered && text.startsWith('POST')) {
+          answered = true;
+          socket.write('HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo much');
+        } else if (text.startsWith('GET')) {
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        }
+      });
+    });
+    const { gate: refusing, port: earlyPort } = await gateInFrontOf(early);
+    try {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: refusing.proxyPort, method: 'POST', path: `http://a.test:${earlyPort}/`, headers: { host: `a.test:${earlyPort}`, 'content-length': String(8 * MiB) } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', () => undefined);
+        req.write(Buffer.alloc(64 * 1024));
+        // The rest of the body never comes: the answer must not wait for it.
+        void reject;
+      });
+      expect(answer).toEqual({ status: 413, body: 'too much' });
+      expect(await get(refusing.proxyPort, `http://a.test:${earlyPort}/after`)).toEqual({ status: 200, body: 'ok' });
+      expect(connections).toBe(2);
+    } finally {
+      await refusing.stop();
+    }
+  });
+
+  it('`Keep-Alive: timeout=1` from the upstream: its connection is not kept for a next request', async () => {
+    let connections = 0;
+    const raw = rawUpstream((_path, socket) => socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok'));
+    raw.on('connection', () => (connections += 1));
+    const { gate: brief, port: rawPort } = await gateInFrontOf(raw);
+    try {
+      for (let i = 0; i < 3; i++) expect(await get(brief.proxyPort, `http://a.test:${rawPort}/`)).toEqual({ status: 200, body: 'ok' });
+      expect(connections).toBe(3);
+    } finally {
+      await brief.stop();
+    }
+  });
+
   it('an upstream that dies mid-body: the client sees a cut, not a short body passed off as whole, and the decision says so', async () => {
     const dying = createServer((socket) => {
       socket.on('error', () => {});

@@ -1,0 +1,52 @@
+// Upstream connections for plain-HTTP forwarding, kept alive between requests. A connection is
+// pooled under the checked address and port it was dialled to (never a name), so it only ever
+// carries requests for that address. One request at a time on a connection: no pipelining.
+
+import { UpstreamConnection, type UpstreamSettings } from './upstream-connection.js';
+
+export class UpstreamPool {
+  /** Idle connections by address and port, the most recently used last. */
+  private readonly idle = new Map<string, UpstreamConnection[]>();
+  private readonly open = new Set<UpstreamConnection>();
+  private readonly forget = (connection: UpstreamConnection): void => {
+    this.open.delete(connection);
+    const list = this.idle.get(connection.key);
+    if (list === undefined) return;
+    const at = list.indexOf(connection);
+    if (at >= 0) list.splice(at, 1);
+    // Once every connection to an address has ended, the address is forgotten too.
+    if (list.length === 0) this.idle.delete(connection.key);
+  };
+
+  constructor(private readonly settings: UpstreamSettings) {}
+
+  /** An idle connection to `address`:`port`, or a new one. */
+  take(address: string, port: number): UpstreamConnection {
+    const key = `${address} ${port}`;
+    const list = this.idle.get(key);
+    while (list !== undefined && list.length > 0) {
+      const connection = list.pop() as UpstreamConnection;
+      // Ended but not yet told (its close event comes on a later turn).
+      if (!connection.socket.destroyed) return connection;
+    }
+    const connection = new UpstreamConnection(key, address, port, this.settings, this.forget);
+    this.open.add(connection);
+    return connection;
+  }
+
+  /** The exchange on `connection` is over: keep the connection for the next request, or end it. */
+  release(connection: UpstreamConnection, reusable: boolean): void {
+    if (!reusable || !connection.reusable || connection.idleMs <= 0 || connection.socket.destroyed) {
+      connection.abandon();
+      return;
+    }
+    connection.rest();
+    let list = this.idle.get(connection.key);
+    if (list === undefined) this.idle.set(connection.key, (list = []));
+    list.push(connection);
+  }
+
+  close(): void {
+    for (const connection of this.open) connection.abandon();
+  }
+}
