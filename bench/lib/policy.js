@@ -48,9 +48,9 @@ export async function policyFigures(quick) {
     out[`ns per decision, ${size} entries`] = { ...spread(nsPerDecision), runs: nsPerDecision };
     out[`compile ms, ${size} entries`] = spread(compileMs);
   }
-  // The goal's ratio, as the forward figures' paired one: a round times every size within about
-  // a second, so the ratio within a round cancels the machine's drift between rounds, which the
-  // ratio of two medians taken over different rounds does not.
+  // The goal's ratio, paired as the forward figures' is: a round times every size within a
+  // fraction of a second, so the ratio within a round cancels the machine's drift between
+  // rounds, which the ratio of two medians taken over different rounds does not.
   for (const { size, nsPerDecision } of sizes.slice(1)) {
     const ratios = nsPerDecision.map((ns, r) => ns / smallest.nsPerDecision[r]);
     out[`÷ ${smallest.size} entries, per round, ${size} entries`] = { ...spread(ratios), runs: ratios };
