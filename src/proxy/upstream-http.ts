@@ -125,8 +125,8 @@ class ForwardExchange implements Exchange {
 
   body(chunk: Buffer): void {
     this.hooks.onDownBytes(chunk.length);
-    // Bytes for a client that is gone are dropped; the exchange is being cut.
-    if (this.over || this.res.destroyed) return;
+    // Bytes for a client that is gone, or already answered, are dropped; the exchange is being cut.
+    if (this.over || this.res.destroyed || this.res.writableEnded) return;
     if (this.res.write(chunk) || this.paused) return;
     // The client reads slower than the upstream sends: stop reading the upstream until it catches up.
     this.paused = true;
