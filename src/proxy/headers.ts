@@ -15,12 +15,14 @@ const hopByHop = new Set([
 
 /** Filters a raw [name, value, name, value, ...] list, keeping order and case. */
 export function endToEndHeaders(raw: string[], skipHost = false): string[] {
-  // Headers a Connection header names are hop-by-hop too; most messages name none.
+  // Headers a Connection header names are hop-by-hop too; most messages name none beyond the
+  // hop-by-hop ones already dropped (`keep-alive`, `close`), and get no set built for them.
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() === 'connection') {
-      named ??= new Set();
-      for (const token of (raw[i + 1] as string).split(',')) named.add(token.trim().toLowerCase());
+    if ((raw[i] as string).toLowerCase() !== 'connection') continue;
+    for (const token of (raw[i + 1] as string).split(',')) {
+      const name = token.trim().toLowerCase();
+      if (!hopByHop.has(name)) (named ??= new Set()).add(name);
     }
   }
   const out: string[] = [];

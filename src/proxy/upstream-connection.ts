@@ -55,21 +55,27 @@ export class UpstreamConnection implements ResponseEvents {
   reusable = false;
   /** How long the connection may wait idle for its next request. */
   idleMs = KEEP_ALIVE_MS;
+  /** When it was last put to rest (Date.now()). */
+  restingSince = 0;
 
   constructor(
     readonly key: string,
     address: string,
     port: number,
-    private readonly settings: UpstreamSettings,
+    settings: UpstreamSettings,
     onClosed: (connection: UpstreamConnection) => void,
   ) {
     this.parser = createResponseParser(this, settings.maxHeaderBytes);
     this.socket = connect(port, address);
     this.socket.setNoDelay(true);
+    // The socket's inactivity timer, set once and not per request (each setTimeout is a new
+    // timer object): connecting, then silence while a request is out. Writing a request re-arms
+    // it, so every request gets the whole time; an idle connection is ended by the pool
+    // (upstream-pool.ts), or by this timer if it comes first.
     this.socket.setTimeout(settings.connectTimeoutMs);
     this.socket.once('connect', () => {
       this.connected = true;
-      if (this.exchange) this.socket.setTimeout(this.responseTimeoutMs());
+      this.socket.setTimeout(settings.connectTimeoutMs + settings.idleTimeoutMs);
     });
     this.socket.on('data', (chunk: Buffer) => {
       // Bytes while no request is out cannot be a response to anything: never read them as the next one's.
@@ -95,22 +101,22 @@ export class UpstreamConnection implements ResponseEvents {
     });
   }
 
-  private responseTimeoutMs(): number {
-    return this.settings.connectTimeoutMs + this.settings.idleTimeoutMs;
-  }
-
   /** Carries `exchange` from now: the caller writes the request next. */
   begin(exchange: Exchange): void {
     this.exchange = exchange;
     this.interim = false;
     this.reusable = false;
-    if (this.connected) this.socket.setTimeout(this.responseTimeoutMs());
   }
 
   /** Waits idle for the next exchange. */
-  rest(): void {
+  rest(now: number): void {
     this.exchange = null;
-    this.socket.setTimeout(this.idleMs);
+    this.restingSince = now;
+  }
+
+  /** Idle for longer than the connection may be kept. */
+  staleAt(now: number): boolean {
+    return now - this.restingSince >= this.idleMs;
   }
 
   /** The exchange is given up by its own side (the client left): end the connection without a word to it. */

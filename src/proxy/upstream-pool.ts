@@ -18,16 +18,23 @@ export class UpstreamPool {
     if (list.length === 0) this.idle.delete(connection.key);
   };
 
+  /** Ends connections left idle too long, once a second while any are idle. */
+  private sweeper: NodeJS.Timeout | undefined;
+
   constructor(private readonly settings: UpstreamSettings) {}
 
   /** An idle connection to `address`:`port`, or a new one. */
   take(address: string, port: number): UpstreamConnection {
     const key = `${address} ${port}`;
     const list = this.idle.get(key);
+    const now = Date.now();
     while (list !== undefined && list.length > 0) {
       const connection = list.pop() as UpstreamConnection;
-      // Ended but not yet told (its close event comes on a later turn).
-      if (!connection.socket.destroyed) return connection;
+      // Ended but not yet told (its close event comes on a later turn), or kept past its time:
+      // the server may be closing it.
+      if (connection.socket.destroyed) continue;
+      if (!connection.staleAt(now)) return connection;
+      connection.abandon();
     }
     const connection = new UpstreamConnection(key, address, port, this.settings, this.forget);
     this.open.add(connection);
@@ -40,13 +47,25 @@ export class UpstreamPool {
       connection.abandon();
       return;
     }
-    connection.rest();
+    connection.rest(Date.now());
     let list = this.idle.get(connection.key);
     if (list === undefined) this.idle.set(connection.key, (list = []));
     list.push(connection);
+    this.sweeper ??= setInterval(() => this.sweep(), 1_000).unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const list of this.idle.values()) for (const connection of list) if (connection.staleAt(now)) connection.abandon();
+    if (this.idle.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   close(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
     for (const connection of this.open) connection.abandon();
   }
 }

@@ -323,6 +323,22 @@ describe('plain HTTP through the proxy’s upstream client', () => {
     }
   });
 
+  it('an idle upstream connection is kept a second less than the server says it keeps one, and no longer', async () => {
+    let connections = 0;
+    const raw = rawUpstream((_path, socket) => socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 2\r\n\r\nok'));
+    raw.on('connection', () => (connections += 1));
+    const { gate: kept, port: rawPort } = await gateInFrontOf(raw);
+    try {
+      for (let i = 0; i < 2; i++) expect(await get(kept.proxyPort, `http://a.test:${rawPort}/`)).toEqual({ status: 200, body: 'ok' });
+      expect(connections).toBe(1);
+      await new Promise((r) => setTimeout(r, 1_300));
+      expect(await get(kept.proxyPort, `http://a.test:${rawPort}/`)).toEqual({ status: 200, body: 'ok' });
+      expect(connections).toBe(2);
+    } finally {
+      await kept.stop();
+    }
+  });
+
   it('an upstream that dies mid-body: the client sees a cut, not a short body passed off as whole, and the decision says so', async () => {
     const dying = createServer((socket) => {
       socket.on('error', () => {});
