@@ -74,6 +74,10 @@ export function normalizeHost(raw: string): string | null {
   // Internationalised names compare in their ASCII form (UTS #46, as browsers and curl do),
   // so `bücher.example` and `xn--bcher-kva.example` are one host.
   if (/[^\x00-\x7f]/.test(host)) {
+    // domainToASCII parses a URL host: it drops tabs and newlines, decodes %XX and stops at
+    // `/`, `?`, `#` or `\`, so `ü/x` would come back as `xn--tda`. Only name characters may
+    // stand next to the non-ASCII ones.
+    if (/[^A-Za-z0-9._\-\u0080-\uffff]/.test(host)) return null;
     host = domainToASCII(host);
     if (host === '') return null;
   }

@@ -27,6 +27,16 @@ describe('normalizeHost', () => {
     ['my-host.example.com', 'my-host.example.com', 'hyphen'],
     ['evil.com\x00.allowed.com', null, 'NUL truncation bypass'],
     ['evil.com\u0000.bücher.example', null, 'NUL with an IDN (goes through domainToASCII)'],
+    // domainToASCII parses a URL host: it drops tabs and newlines, decodes %XX and stops at
+    // `/`, `?`, `#` or `\`. Next to a non-ASCII character, none of that may reach it.
+    ['ü\r', null, 'CR with an IDN (URL parsing would drop it)'],
+    ['ü\t.example', null, 'tab with an IDN'],
+    ['\nbücher.example', null, 'newline before an IDN'],
+    ['ü/x.example', null, 'slash with an IDN (URL parsing would stop at it)'],
+    ['ü?.example', null, 'question mark with an IDN'],
+    ['ü#.example', null, 'hash with an IDN'],
+    ['ü\\x.example', null, 'backslash with an IDN'],
+    ['ü%41.example', null, 'percent-escape with an IDN (URL parsing would decode it)'],
     ['a b.com', null, 'space'],
     ['a%2ecom', null, 'percent-encoding'],
     ['user@example.com', null, 'userinfo smuggling'],
