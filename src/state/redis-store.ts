@@ -63,8 +63,15 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     });
     // Back after an outage: announcements made meanwhile are gone, so read everything again.
     // Either connection may come back first; the re-read needs the command connection, so it
-    // is retried until it succeeds.
-    this.subscriber.on('ready', () => this.resync());
+    // is retried until it succeeds. The subscriber's re-read waits for its subscription to be
+    // confirmed: one made before could miss a change announced between the read and the
+    // subscription, and this replica would keep the old policy until the next change.
+    this.subscriber.on('ready', () => {
+      this.subscriber.subscribe(this.keys.changes).then(
+        () => this.resync(),
+        () => undefined, // Gone again: the next 'ready' tries again.
+      );
+    });
     this.client.on('ready', () => this.resync());
   }
 
