@@ -56,8 +56,14 @@ export class UpstreamPool {
 
   private sweep(): void {
     const now = Date.now();
-    for (const list of this.idle.values()) for (const connection of list) if (connection.staleAt(now)) connection.abandon();
-    if (this.idle.size === 0) {
+    let resting = 0;
+    for (const list of this.idle.values()) {
+      for (const connection of list) if (connection.staleAt(now)) connection.abandon();
+      resting += list.length;
+    }
+    // Ended connections leave their lists when their close event comes; a list of only those
+    // keeps the sweep one more second.
+    if (resting === 0) {
       clearInterval(this.sweeper);
       this.sweeper = undefined;
     }
