@@ -67,6 +67,8 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     // confirmed: one made before could miss a change announced between the read and the
     // subscription, and this replica would keep the old policy until the next change.
     this.subscriber.on('ready', () => {
+      // The first connection is load()'s: it subscribes and reads everything itself.
+      if (!this.connectedOnce) return;
       this.subscriber.subscribe(this.keys.changes).then(
         () => this.resync(),
         () => undefined, // Gone again: the next 'ready' tries again.
