@@ -7,7 +7,8 @@ import { request } from 'node:http';
 import { adminToken } from './procs.js';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+// Every time is kept (`runs`): a median and its extremes do not say whether a slow change was one or several.
+const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs });
 
 /**
  * Milliseconds from the first byte of the request to the last of the answer. Node's `http` with
