@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { validateEnvironment } from '../policy/environment.js';
 import type { EnvironmentPolicy } from '../policy/types.js';
-import { removeFileDurably, writeFileAtomic } from './atomic.js';
+import { removeFileDurably, removeRetired, writeFileAtomic } from './atomic.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { PolicyFileText } from './policy-file-text.js';
 import { parseSessionFile, type Session } from './sessions.js';
@@ -90,6 +90,7 @@ export class FileStateStore extends EventEmitter implements StateStore {
     const problems: FileProblem[] = [];
     const environments = new Map<string, EnvironmentPolicy>();
     const names = (await readdir(this.environmentsDir)).sort();
+    removeRetired(this.environmentsDir, names);
     const present = new Set(names.map((name) => join(this.environmentsDir, name)));
     for (const file of this.parsed.keys()) if (!present.has(file)) this.parsed.delete(file);
     for (const name of names) {
@@ -107,7 +108,9 @@ export class FileStateStore extends EventEmitter implements StateStore {
       }
     }
     const sessions = new Map<string, Session>();
-    for (const name of await readdir(this.sessionsDir)) {
+    const sessionNames = await readdir(this.sessionsDir);
+    removeRetired(this.sessionsDir, sessionNames);
+    for (const name of sessionNames) {
       if (!name.endsWith('.json') || name.startsWith('.')) continue;
       const file = join(this.sessionsDir, name);
       try {

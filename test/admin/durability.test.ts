@@ -3,12 +3,13 @@
 // (or the one in flight), and a process that starts again and serves.
 
 import { describe, expect, it } from 'vitest';
-import { readdirSync, readFileSync } from 'node:fs';
+import { linkSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { validateEnvironment } from '../../src/policy/environment.js';
 import { parseSessionFile } from '../../src/state/sessions.js';
 import { api } from '../helpers/admin.js';
+import { eventually } from '../helpers/eventually.js';
 import { tempDir, writeConfig } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
 import { serve } from '../helpers/serve.js';
@@ -30,6 +31,34 @@ describe('durable state', () => {
     second.child.kill('SIGTERM');
     await second.exited;
     await upstream.close();
+  });
+
+  it('a replaced policy file leaves no second name behind, and one a crash left is removed at start', async () => {
+    const dir = tempDir();
+    const config = writeConfig(dir, {});
+    const first = await serve(config);
+    for (let i = 0; i < 5; i++) expect((await api(first.adminUrl, 'PUT', '/v1/environments/kept', { access: 'custom', allowedDomains: [`v${i}.example.com`] })).status).toBeLessThan(300);
+    const session = (await api(first.adminUrl, 'POST', '/v1/sessions', { environment: 'kept' })).body as { id: string };
+    const envDir = join(dir, 'state', 'environments');
+    const sessionDir = join(dir, 'state', 'sessions');
+    const hidden = (): string[] => [...readdirSync(envDir), ...readdirSync(sessionDir)].filter((name) => name.startsWith('.'));
+    // Each write gives the file it replaces a second name and removes it once the new file is durable.
+    await eventually(() => hidden().length === 0, 5_000);
+    expect(readdirSync(envDir)).toEqual(['kept.yaml']);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    // What a crash between the rename and that removal leaves: a second name of the replaced file.
+    linkSync(join(envDir, 'kept.yaml'), join(envDir, '.kept.yaml.0123456789ab.old'));
+    linkSync(join(sessionDir, `${session.id}.json`), join(sessionDir, `.${session.id}.json.0123456789ab.old`));
+    expect(hidden()).toHaveLength(2);
+
+    const second = await serve(config);
+    await eventually(() => hidden().length === 0, 5_000);
+    expect((await api(second.adminUrl, 'GET', '/v1/environments/kept')).body.allowedDomains).toEqual(['v4.example.com']);
+    expect((await api(second.adminUrl, 'GET', `/v1/sessions/${session.id}`)).status).toBe(200);
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
   });
 
   it('a storm of PUTs ended by SIGKILL leaves whole, valid files and an acknowledged state', async () => {

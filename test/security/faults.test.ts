@@ -142,7 +142,7 @@ describe('the state folder stops accepting writes', () => {
       for (const name of readdirSync(d)) {
         const path = join(d, name);
         if (statSync(path).isDirectory()) walk(path);
-        else if (name.endsWith('.tmp')) out.push(path);
+        else if (name.endsWith('.tmp') || name.endsWith('.old')) out.push(path);
       }
     };
     walk(dir);
