@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { bulk } from './lib/clients.js';
 import { startBare, startEgressGate, startUpstreams } from './lib/procs.js';
 import { startPeers } from './lib/peers.js';
+import { median } from './lib/stats.js';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '40000' }, runs: { type: 'string', default: '5' }, peers: { type: 'boolean', default: false }, 'quiet-peers': { type: 'boolean', default: false } } });
 const requests = Number(values.requests);
@@ -48,7 +49,6 @@ function pin(pid, core) {
   }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const up = await startUpstreams();
 const bare = await startBare();
 const gate = await startEgressGate({ ports: [up.http, up.bulk] });

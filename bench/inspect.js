@@ -22,6 +22,7 @@ import forge from 'node-forge';
 import { stringify } from 'yaml';
 import { initCa, loadCa, rsaKeyPair, signCertificate, randomSerial } from '../dist/inspect/ca.js';
 import { LeafCache } from '../dist/inspect/leaf-cache.js';
+import { median } from './lib/stats.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '4' }, runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '8' }, hosts: { type: 'string', default: '25' } } });
@@ -29,7 +30,6 @@ const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const connections = Number(values.connections);
 const hostCount = Number(values.hosts);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 // An upstream CA and a leaf for every name the bench uses, as the upstream's own certificate.
 const dir = mkdtempSync(join(tmpdir(), 'egress-bench-inspect-'));

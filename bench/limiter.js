@@ -14,6 +14,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { Limits } from '../dist/limits.js';
 import { compileEnvironment } from '../dist/policy/decide.js';
 import { ByteBudget } from '../dist/proxy/throttle.js';
+import { median } from './lib/stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const arg = (name, fallback) => {
@@ -110,10 +111,6 @@ async function timeRun(op) {
   return Number(process.hrtime.bigint() - started) / OPS;
 }
 
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-};
 
 // A refusal rejects with RateLimiterRes: the bench fails loudly if the library changes that.
 if (!(await new RateLimiterMemory({ points: 1, duration: 1 }).consume('k', 2).catch((e) => e)) instanceof RateLimiterRes) {

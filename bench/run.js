@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { bulk, holdIdle, tunnelSetup } from './lib/clients.js';
 import { root, rssKiB, startBare, startEgressGate, startUpstreams } from './lib/procs.js';
 import { policyFigures } from './lib/policy.js';
+import { median, spread } from './lib/stats.js';
 import { policyChangeFigures } from './lib/policy-change.js';
 import { startPeers } from './lib/peers.js';
 
@@ -24,8 +25,6 @@ const runs = Number(values.runs ?? (quick ? 1 : 5));
 const seconds = quick ? 3 : 4;
 const idleTunnels = quick ? 1_000 : 9_000; // the machine's hard limit of 20 000 fds per process bounds this
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 const fmt = (n, digits = 0) => (n === undefined || Number.isNaN(n) ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
 function cannon(url, path, host, connections, duration = seconds) {

@@ -12,6 +12,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, root, startEgressGate } from './lib/procs.js';
+import { spread } from './lib/stats.js';
 
 const startGate = (extra) => startEgressGate({ ports: [upstreamPort], ...extra });
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '8' }, runs: { type: 'string', default: '3' }, connections: { type: 'string', default: '100' } } });
@@ -40,7 +41,6 @@ function load(proxyPorts) {
   ).then((results) => ({ rps: results.reduce((sum, r) => sum + r.requests.average, 0), errors: results.reduce((sum, r) => sum + r.errors + r.non2xx, 0) }));
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function measure(name, start) {
   const samples = [];
@@ -52,7 +52,7 @@ async function measure(name, start) {
     errors += result.errors;
     await Promise.all(gates.map((g) => g.stop()));
   }
-  return { name, median: median(samples), min: Math.min(...samples), max: Math.max(...samples), errors };
+  return { name, ...spread(samples), errors };
 }
 
 let redis;

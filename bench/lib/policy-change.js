@@ -5,10 +5,10 @@
 import autocannon from 'autocannon';
 import { request } from 'node:http';
 import { adminToken } from './procs.js';
+import { spread } from './stats.js';
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 // Every time is kept (`runs`): a median and its extremes do not say whether a slow change was one or several.
-const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs });
+const timed = (xs) => ({ ...spread(xs), runs: xs });
 
 /**
  * Milliseconds from the first byte of the request to the last of the answer. Node's `http` with
@@ -55,11 +55,11 @@ export async function policyChangeFigures({ gate, up, seconds, changes = 9 }) {
   }
   const loaded = await load;
   return {
-    'first PUT ms': spread([firstMs]),
-    'one-entry change by PUT ms': spread(putMs),
-    'one-entry change by PATCH ms': spread(patchMs),
-    'changes in force': spread([inForce]),
-    'failed requests': spread([loaded.errors + loaded.non2xx]),
-    'req/s meanwhile': spread([loaded.requests.average]),
+    'first PUT ms': timed([firstMs]),
+    'one-entry change by PUT ms': timed(putMs),
+    'one-entry change by PATCH ms': timed(patchMs),
+    'changes in force': timed([inForce]),
+    'failed requests': timed([loaded.errors + loaded.non2xx]),
+    'req/s meanwhile': timed([loaded.requests.average]),
   };
 }

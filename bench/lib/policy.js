@@ -2,9 +2,8 @@
 // 100 000 entries, in-process against the built policy engine.
 import { compileDefaults, compileEnvironment, decideTarget } from '../../dist/policy/decide.js';
 import { parseAuthority } from '../../dist/proxy/target.js';
+import { spread } from './stats.js';
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const spread = (xs) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
 
 export async function policyFigures(quick) {
   const defaults = compileDefaults({ trusted: [], alwaysAllow: [] });
