@@ -153,7 +153,8 @@ export class UpstreamConnection implements ResponseEvents {
       return true;
     }
     this.reusable = keepAlive;
-    this.idleMs = keepAliveMs(headers);
+    // Only a connection that may be kept needs to know for how long.
+    if (keepAlive) this.idleMs = keepAliveMs(headers);
     return exchange.head(status, statusText, headers);
   }
 

@@ -14,7 +14,7 @@ export class UpstreamPool {
     if (list === undefined) return;
     const at = list.indexOf(connection);
     if (at >= 0) list.splice(at, 1);
-    // Once every connection to an address has ended, the address is forgotten too.
+    // An address with no idle connection left is forgotten.
     if (list.length === 0) this.idle.delete(connection.key);
   };
 
