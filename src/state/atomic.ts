@@ -25,6 +25,8 @@ const fsyncAsync = promisify(fsync);
 const unlinkAsync = promisify(unlink);
 
 /** The second name a file about to be replaced keeps until its blocks can be freed off the loop. */
+const retiredName = (path: string): string => join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.old`);
+/** What `retiredName` makes, for the sweep after a crash. */
 const RETIRED = /^\..+\.[0-9a-f]{12}\.old$/;
 
 /** What a reader's stat of the written file will show: its cache key (file-store.ts). */
@@ -69,7 +71,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array | 
     throw error;
   }
   closeSync(fd);
-  const retired = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.old`);
+  const retired = retiredName(path);
   let keptOld = false;
   try {
     linkSync(path, retired);
