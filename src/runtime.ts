@@ -185,8 +185,8 @@ export class Runtime {
   }
 
   /**
-   * The compiled form of a policy, made once per policy object. The store asks for it ahead of
-   * time ('prepare') while a write waits on the disk, so the change that follows only swaps.
+   * The compiled form of a policy, made once per policy object. The Redis store asks for it ahead
+   * of time ('prepare') while a write waits on Redis, so the change that follows only swaps.
    */
   private compiledFor(policy: EnvironmentPolicy): CompiledEnvironment {
     let compiled = this.compileCache.get(policy);

@@ -219,13 +219,14 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     return this.environments.get(id) ?? this.configured.get(id);
   }
 
-  async putEnvironment(policy: EnvironmentPolicy): Promise<void> {
+  async putEnvironment(policy: EnvironmentPolicy, inForce?: () => void): Promise<void> {
     const writing = this.write('environment', policy.id, JSON.stringify(policy));
     // The write is on its way to Redis: the runtime compiles the policy meanwhile.
     this.emit('prepare', policy);
     await writing;
     this.environments.set(policy.id, policy);
     this.emit('change');
+    inForce?.();
   }
 
   async deleteEnvironment(id: string): Promise<boolean> {
