@@ -1,13 +1,18 @@
 // Environments and sessions in Redis, for several replicas behind one load balancer.
 //   <prefix>environments   hash id → policy JSON
 //   <prefix>sessions       hash id → session JSON (token hash only)
-//   <prefix>changes        pub/sub channel: {"kind":"environment"|"session","id":"…"}
+//   <prefix>version        a counter every write increments
+//   <prefix>changes        pub/sub channel: {"kind":"environment"|"session","id":"…","version":n}
 // Every replica keeps the whole state in memory (the request path never waits on Redis),
 // applies a change announced by any replica by re-reading that one key, and re-reads
 // everything after a reconnect, since announcements sent while it was away are lost.
-// A write is one MULTI/EXEC of the value and its announcement, so two replicas writing at
-// once never interleave; while Redis is out of reach, writes fail with StoreUnavailableError
-// and reads keep answering from the last state seen.
+// A write is one Lua script setting the value, the counter and the announcement, so two
+// replicas writing at once never interleave; while Redis is out of reach, writes fail with
+// StoreUnavailableError and reads keep answering from the last state seen.
+// The counter is the safety net under pub/sub: a replica knows the version its memory holds,
+// re-reads everything when an announcement skips one, and compares it with Redis's every
+// VERSION_CHECK_MS, so a lost announcement (a subscriber reconnecting in that instant, a stale
+// re-read finishing last) costs at most that long, never the next change.
 
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
@@ -27,7 +32,20 @@ export interface RedisStoreOptions {
 interface Change {
   kind: 'environment' | 'session';
   id: string;
+  version?: number;
 }
+
+/** How often a replica compares the version its memory holds with Redis's: one GET. */
+const VERSION_CHECK_MS = 2_000;
+
+/** KEYS: the hash, the counter. ARGV: id, "1" to delete, value, channel, kind. */
+const WRITE_SCRIPT = `
+local removed = 0
+if ARGV[2] == '1' then removed = redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+local version = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[4], cjson.encode({ kind = ARGV[5], id = ARGV[1], version = version }))
+return { removed, version }
+`;
 
 function connect(url: string): Redis {
   return new (ioredis().Redis)(url, {
@@ -46,15 +64,18 @@ export class RedisStateStore extends EventEmitter implements StateStore {
   private configured: Map<string, EnvironmentPolicy>;
   private environments = new Map<string, EnvironmentPolicy>();
   private sessions = new Map<string, Session>();
-  private readonly keys: { environments: string; sessions: string; changes: string };
+  private readonly keys: { environments: string; sessions: string; changes: string; version: string };
   private connectedOnce = false;
+  /** The counter's value that memory reflects (every change up to it), or -1 before the first read. */
+  private version = -1;
+  private versionCheck: NodeJS.Timeout | undefined;
 
   constructor(options: RedisStoreOptions, configured: EnvironmentPolicy[] = []) {
     super();
     this.client = connect(options.url);
     this.subscriber = connect(options.url);
     this.configured = new Map(configured.map((p) => [p.id, p]));
-    this.keys = { environments: `${options.keyPrefix}environments`, sessions: `${options.keyPrefix}sessions`, changes: `${options.keyPrefix}changes` };
+    this.keys = { environments: `${options.keyPrefix}environments`, sessions: `${options.keyPrefix}sessions`, changes: `${options.keyPrefix}changes`, version: `${options.keyPrefix}version` };
     // ioredis reports connection errors as events; without listeners they would crash the process.
     this.client.on('error', () => {});
     this.subscriber.on('error', () => {});
@@ -75,6 +96,18 @@ export class RedisStateStore extends EventEmitter implements StateStore {
       );
     });
     this.client.on('ready', () => this.resync());
+  }
+
+  /** Memory holds every change up to `version`: taken only when it follows the one before. */
+  private advanceTo(version: number | undefined): void {
+    if (version === undefined) return;
+    if (version === this.version + 1) this.version = version;
+    else if (version > this.version) this.resync();
+  }
+
+  private async checkVersion(): Promise<void> {
+    const current = await this.client.get(this.keys.version).catch(() => undefined);
+    if (current !== undefined && Number(current ?? 0) !== this.version) this.resync();
   }
 
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -109,13 +142,28 @@ export class RedisStateStore extends EventEmitter implements StateStore {
       });
       await this.subscriber.subscribe(this.keys.changes);
       this.connectedOnce = true;
+      this.versionCheck = setInterval(() => void this.checkVersion(), VERSION_CHECK_MS);
+      this.versionCheck.unref();
     }
-    let rawEnvironments: Record<string, string>;
-    let rawSessions: Record<string, string>;
+    // One transaction: the two hashes as of one version of the counter.
+    const versionBefore = this.version;
+    let results: [Error | null, unknown][] | null;
     try {
-      [rawEnvironments, rawSessions] = await Promise.all([this.client.hgetall(this.keys.environments), this.client.hgetall(this.keys.sessions)]);
+      results = await this.client.multi().get(this.keys.version).hgetall(this.keys.environments).hgetall(this.keys.sessions).exec();
     } catch (error) {
       throw new StoreUnavailableError(`redis: ${(error as Error).message}`);
+    }
+    const failed = results?.find(([error]) => error);
+    if (!results || failed) throw new StoreUnavailableError(`redis: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+    const version = Number(results[0]?.[1] ?? 0);
+    const rawEnvironments = results[1]?.[1] as Record<string, string>;
+    const rawSessions = results[2]?.[1] as Record<string, string>;
+    // A change applied while this read was under way is newer than what it read: keep memory,
+    // and read again. (A counter lower than memory's with nothing applied meanwhile means Redis
+    // lost data or was reset: what it holds is the truth, and is taken.)
+    if (this.version > versionBefore && version < this.version) {
+      this.resync();
+      return { environments: this.listEnvironments(true).length, sessions: this.sessions.size, problems: [] };
     }
     const problems: FileProblem[] = [];
     const environments = new Map<string, EnvironmentPolicy>();
@@ -136,6 +184,7 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     }
     this.environments = environments;
     this.sessions = sessions;
+    this.version = version;
     this.emit('change');
     return { environments: this.listEnvironments(true).length, sessions: sessions.size, problems };
   }
@@ -185,24 +234,25 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     } catch {
       return; // Redis went away mid-read: the resync on reconnect catches up.
     }
+    this.advanceTo(change.version);
     this.emit('change');
   }
 
-  private async write(kind: Change['kind'], id: string, value: string | null): Promise<boolean> {
+  /**
+   * The value, the counter and an announcement carrying the counter's new value, as one script:
+   * Redis runs it whole, so no other write comes between (a MULTI could not put INCR's answer
+   * into the PUBLISH).
+   */
+  private async write(kind: Change['kind'], id: string, value: string | null): Promise<{ existed: boolean; version: number }> {
     const hash = kind === 'environment' ? this.keys.environments : this.keys.sessions;
-    const multi = this.client.multi();
-    if (value === null) multi.hdel(hash, id);
-    else multi.hset(hash, id, value);
-    multi.publish(this.keys.changes, JSON.stringify({ kind, id }));
-    let results: [Error | null, unknown][] | null;
+    let answer: unknown;
     try {
-      results = await multi.exec();
+      answer = await this.client.eval(WRITE_SCRIPT, 2, hash, this.keys.version, id, value === null ? '1' : '0', value ?? '', this.keys.changes, kind);
     } catch (error) {
       throw new StoreUnavailableError(`redis: ${(error as Error).message}`);
     }
-    const failed = results?.find(([error]) => error);
-    if (!results || failed) throw new StoreUnavailableError(`redis: ${failed?.[0]?.message ?? 'transaction aborted'}`);
-    return value !== null || Number(results[0]?.[1]) > 0;
+    const [removed, version] = answer as [number, number];
+    return { existed: value !== null || removed > 0, version };
   }
 
   replaceConfigured(policies: EnvironmentPolicy[]): void {
@@ -223,15 +273,17 @@ export class RedisStateStore extends EventEmitter implements StateStore {
     const writing = this.write('environment', policy.id, JSON.stringify(policy));
     // The write is on its way to Redis: the runtime compiles the policy meanwhile.
     this.emit('prepare', policy);
-    await writing;
+    const { version } = await writing;
     this.environments.set(policy.id, policy);
+    this.advanceTo(version);
     this.emit('change');
     inForce?.();
   }
 
   async deleteEnvironment(id: string): Promise<boolean> {
-    const removed = await this.write('environment', id, null);
-    const known = this.environments.delete(id) || this.configured.delete(id) || removed;
+    const { existed, version } = await this.write('environment', id, null);
+    const known = this.environments.delete(id) || this.configured.delete(id) || existed;
+    this.advanceTo(version);
     if (known) this.emit('change');
     return known;
   }
@@ -245,14 +297,16 @@ export class RedisStateStore extends EventEmitter implements StateStore {
   }
 
   async putSession(session: Session): Promise<void> {
-    await this.write('session', session.id, JSON.stringify(session));
+    const { version } = await this.write('session', session.id, JSON.stringify(session));
     this.sessions.set(session.id, session);
+    this.advanceTo(version);
     this.emit('change');
   }
 
   async deleteSession(id: string): Promise<boolean> {
-    const removed = await this.write('session', id, null);
-    const known = this.sessions.delete(id) || removed;
+    const { existed, version } = await this.write('session', id, null);
+    const known = this.sessions.delete(id) || existed;
+    this.advanceTo(version);
     if (known) this.emit('change');
     return known;
   }
@@ -260,6 +314,7 @@ export class RedisStateStore extends EventEmitter implements StateStore {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.resyncTimer);
+    clearInterval(this.versionCheck);
     this.subscriber.disconnect();
     this.client.disconnect();
   }

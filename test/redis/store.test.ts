@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import { startGate, type Gate } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
@@ -16,13 +17,14 @@ let redis: RedisServer;
 let upstream: Upstream;
 let a: Gate;
 let b: Gate;
+const keyPrefix = `t${Date.now()}:`;
 
 
 beforeAll(async () => {
   redis = await startRedis();
   upstream = await startHttpUpstream();
   const config = {
-    store: { backend: 'redis', redis: { url: redis.url, keyPrefix: `t${Date.now()}:` } },
+    store: { backend: 'redis', redis: { url: redis.url, keyPrefix } },
     upstream: { resolve: { 'registry.npmjs.org': '127.0.0.1', 'api.example.com': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] },
   };
   a = await startGate({ config });
@@ -86,6 +88,26 @@ describe('replicas sharing Redis', () => {
     held[0]!.destroy();
     await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 5_000);
     held[1]!.destroy();
+  });
+
+  it('a change whose announcement never arrives is in force on both replicas within the version check (2 s)', async () => {
+    const session = await newSession(a, 'web');
+    await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 1_000);
+    const web = a.runtime.store.getEnvironment('web')!;
+    // Written straight into Redis, as a replica's write whose PUBLISH was lost: the value and
+    // the counter, no announcement.
+    const direct = new Redis(redis.url);
+    try {
+      await direct.multi().hset(`${keyPrefix}environments`, 'web', JSON.stringify({ ...web, allowedDomains: ['registry.npmjs.org'] })).incr(`${keyPrefix}version`).exec();
+    } finally {
+      direct.disconnect();
+    }
+    for (const gate of [a, b]) {
+      await eventually(async () => (await rawConnect(gate.proxyPort, `registry.npmjs.org:${upstream.port}`, [session.auth])).status === 200, 6_000);
+      expect((await rawConnect(gate.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status).toBe(403);
+    }
+    await a.runtime.store.putEnvironment(web);
+    await eventually(async () => (await rawConnect(b.proxyPort, `api.example.com:${upstream.port}`, [session.auth])).status === 200, 1_000);
   });
 
   it('Redis down: both keep serving under the last policy and writes fail; back: writes work and both agree', async () => {
