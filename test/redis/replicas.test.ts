@@ -78,7 +78,13 @@ describe('two replicas on one Redis', () => {
     }, 30_000).catch((error: Error) => {
       throw new Error(`${error.message}; last answer: ${JSON.stringify(last)}`);
     });
-    for (const replica of [a, b]) await eventually(async () => (await reach(replica, session, 'api.example.com')) === 200, 30_000);
+    for (const [name, replica] of [['A', a], ['B', b]] as const) {
+      await eventually(async () => (await reach(replica, session, 'api.example.com')) === 200, 30_000).catch(async (error: Error) => {
+        // What the replica holds and what it logged: a replica that never converges is the bug to find.
+        const view = (await api(replica.adminUrl, 'GET', '/v1/environments/shared')).body as { allowedDomains?: string[] };
+        throw new Error(`${error.message}: replica ${name} holds ${JSON.stringify(view.allowedDomains)}; its log ends:\n${replica.output().split('\n').filter((l) => !l.includes('"msg":"decision"')).slice(-40).join('\n')}`);
+      });
+    }
     expect((await api(b.adminUrl, 'GET', '/v1/environments/shared')).body.allowedDomains).toEqual(['api.example.com']);
   }, 120_000);
 });
