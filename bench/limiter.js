@@ -111,7 +111,6 @@ async function timeRun(op) {
   return Number(process.hrtime.bigint() - started) / OPS;
 }
 
-
 // A refusal rejects with RateLimiterRes: the bench fails loudly if the library changes that.
 if (!(await new RateLimiterMemory({ points: 1, duration: 1 }).consume('k', 2).catch((e) => e)) instanceof RateLimiterRes) {
   throw new Error('rate-limiter-flexible no longer rejects with RateLimiterRes');

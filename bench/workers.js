@@ -41,7 +41,6 @@ function load(proxyPorts) {
   ).then((results) => ({ rps: results.reduce((sum, r) => sum + r.requests.average, 0), errors: results.reduce((sum, r) => sum + r.errors + r.non2xx, 0) }));
 }
 
-
 async function measure(name, start) {
   const samples = [];
   let errors = 0;

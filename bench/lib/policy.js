@@ -4,7 +4,6 @@ import { compileDefaults, compileEnvironment, decideTarget } from '../../dist/po
 import { parseAuthority } from '../../dist/proxy/target.js';
 import { spread } from './stats.js';
 
-
 export async function policyFigures(quick) {
   const defaults = compileDefaults({ trusted: [], alwaysAllow: [] });
   const sizes = [10, 1_000, 100_000].map((size) => {
