@@ -4,7 +4,7 @@
 
 import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { joinCluster, runPrimary } from './cluster.js';
+import { announceListening, joinCluster, runPrimary } from './cluster.js';
 import { FileStateStore } from './state/file-store.js';
 import { startAdmin } from './admin/server.js';
 import { configFileFrom, formatErrors, loadConfig } from './config/load.js';
@@ -42,7 +42,7 @@ function printProblems(problems: { file: string; errors: { path: string; message
 async function serve(flag: string | undefined): Promise<void> {
   const config = loadOrExit(flag);
   if (config.workers > 1 && cluster.isPrimary) {
-    runPrimary(config.workers, (message, fields) => process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), service: 'egress-gate', ...fields, msg: message })}\n`), config.proxy.shutdownGraceMs);
+    runPrimary(config.workers, (level, message, fields) => process.stdout.write(`${JSON.stringify({ level, time: new Date().toISOString(), service: 'egress-gate', ...fields, msg: message })}\n`), config.proxy.shutdownGraceMs);
     return;
   }
   const created = await Runtime.create(config);
@@ -54,6 +54,7 @@ async function serve(flag: string | undefined): Promise<void> {
   if (runtime.store instanceof FileStateStore) joinCluster(runtime.store, () => runtime.reloadState());
   const started = await runtime.start(startAdmin).catch((error: Error) => fail(`egress-gate: cannot listen: ${error.message}`));
   runtime.log.info({ proxy: `${started.proxy.host}:${started.proxy.port}`, admin: started.admin, config: config.file }, 'egress-gate listening');
+  announceListening();
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -4,37 +4,19 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../helpers/admin.js';
-import { tempDir, writeConfig } from '../helpers/gate.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
-import { serve, type Served } from '../helpers/serve.js';
+import { serveWorkers, type Served } from '../helpers/serve.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
-import { freePort } from '../helpers/redis.js';
 
 let upstream: Upstream;
 let served: Served;
 
 beforeAll(async () => {
   upstream = await startHttpUpstream();
-  // Workers share fixed ports: with port 0 each would bind its own. A port found free can be
-  // taken by another test's listener before the workers bind it: then new ports, twice at most.
-  for (let attempt = 1; ; attempt++) {
-    const [proxy, admin] = [await freePort(), await freePort()];
-    const config = writeConfig(tempDir(), {
-      workers: 2,
-      proxy: { listen: `127.0.0.1:${proxy}` },
-      admin: { listen: `127.0.0.1:${admin}`, token: 'test-admin-token-0123456789' },
-      auth: { required: true },
-      upstream: { resolve: { 'api.example.com': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] },
-    });
-    try {
-      served = await serve(config);
-      break;
-    } catch (error) {
-      if (attempt >= 3 || !/EADDRINUSE/.test((error as Error).message)) throw error;
-    }
-  }
-  // Both workers print their listening line; wait for the second.
-  for (let i = 0; i < 200 && (served.output().match(/egress-gate listening/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 25));
+  served = await serveWorkers(2, {
+    auth: { required: true },
+    upstream: { resolve: { 'api.example.com': '127.0.0.1' }, allowPrivateNetworks: ['127.0.0.1/32'] },
+  });
 });
 
 afterAll(async () => {
