@@ -13,7 +13,7 @@ export async function policyFigures(quick) {
     // bytes. Strings built by template literals are concatenations V8 flattens behind a wrapper
     // on first read, one more indirection per compare than the proxy ever has: in one process,
     // 100 000 entries measured 1.40-1.56 x the 10-entry figure with those strings and 1.23-1.38
-    // x with these (docs/performance.md, "The round before").
+    // x with these (docs/performance.md, "What the lookup bench measured").
     const policyText = JSON.stringify({ id: 'bench', name: 'bench', access: 'custom', allowedDomains: domains, includeDefaults: false, deniedDomains: ['denied.example.com'], archived: false });
     const compileMs = [];
     let env;

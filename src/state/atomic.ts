@@ -12,9 +12,10 @@
 // Freeing is the exception because it is not microseconds. A rename over a file drops that
 // file's last name, and the kernel frees its blocks inside the rename: for a 3.3 MB policy on
 // ext4 (mounted with discard) under load, renames took up to 111, 139 and 746 ms, with every
-// connection of the proxy stopped meanwhile (docs/performance.md, "The round before"). So the file
-// about to be replaced gets a second name first; the rename then only moves a directory entry,
-// and that second name is removed on the thread pool once the new file is durable.
+// connection of the proxy stopped meanwhile (docs/performance.md, "A policy write stopped the
+// proxy"). So the file about to be replaced gets a second name first; the rename then only
+// moves a directory entry, and that second name is removed on the thread pool once the new file
+// is durable.
 
 import { closeSync, fstatSync, fsync, linkSync, lstatSync, mkdirSync, openSync, renameSync, unlink, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
