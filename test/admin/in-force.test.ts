@@ -1,7 +1,8 @@
 // A policy change is in force before its file is durable, and the answer waits for the disk:
 // a change (a revocation above all) never waits on a slow fsync. A write that fails after the
-// change went into force is taken back. Every change is logged with both times. The disk is made slow for real: every thread of libuv's
-// pool, where the file's fsync runs, is held in an open() of a FIFO until the test lets it go.
+// change went into force is taken back. Every change is logged with both times. The disk is
+// made slow for real: every thread of libuv's pool, where the file's fsync runs, is held in an
+// open() of a FIFO until the test lets it go.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';

@@ -4,22 +4,11 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:net';
-import { request } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { adminToken, api } from '../helpers/admin.js';
 import { tempDir, writeConfig } from '../helpers/gate.js';
 import { listeningWorkers, serveWorkers, type Served } from '../helpers/serve.js';
 import { egressGate } from './cli.js';
-
-function healthz(adminUrl: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    request(`${adminUrl}/healthz`, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 describe('serve with workers: 2', () => {
   let holder: Server | undefined;
@@ -34,7 +23,7 @@ describe('serve with workers: 2', () => {
     holder = createServer();
     await new Promise<void>((resolve) => holder!.listen(0, '127.0.0.1', resolve));
     const taken = (holder.address() as { port: number }).port;
-    const file = writeConfig(tempDir(), { workers: 2, proxy: { listen: `127.0.0.1:${taken}` }, admin: { listen: '127.0.0.1:0', token: 'test-admin-token-0123456789' } });
+    const file = writeConfig(tempDir(), { workers: 2, proxy: { listen: `127.0.0.1:${taken}` }, admin: { listen: '127.0.0.1:0', token: adminToken } });
     const result = await egressGate(['serve', '--config', file]);
     const output = result.stdout + result.stderr;
     expect(result.code, output).toBe(2);
@@ -50,7 +39,7 @@ describe('serve with workers: 2', () => {
     expect(new Set(all).size).toBe(4);
     expect(served.output()).toContain('worker exited; starting another');
     expect(served.child.exitCode).toBeNull();
-    expect(await healthz(served.adminUrl)).toBe(200);
+    expect((await api(served.adminUrl, 'GET', '/healthz', undefined, null)).status).toBe(200);
     served.child.kill('SIGTERM');
     expect(await served.exited).toBe(0);
   });
@@ -65,7 +54,7 @@ describe('serve with workers: 2', () => {
     for (let i = 0; i < 200 && !served.output().includes('exited before it listened; starting another later'); i++) await new Promise((r) => setTimeout(r, 25));
     expect(served.output()).toContain('exited before it listened; starting another later');
     expect(served.output()).toContain('bogus: unknown key');
-    expect(await healthz(served.adminUrl)).toBe(200);
+    expect((await api(served.adminUrl, 'GET', '/healthz', undefined, null)).status).toBe(200);
     writeFileSync(configFile, good);
     expect(new Set(await listeningWorkers(served, 3)).size).toBe(3);
     expect(served.child.exitCode).toBeNull();

@@ -2,6 +2,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { adminToken } from './admin.js';
 import { repoRoot, tempDir, writeConfig } from './gate.js';
 import { freePort } from './redis.js';
 import { cleanEnv } from './run.js';
@@ -41,7 +42,7 @@ export async function serveWorkers(workers: number, config: Record<string, unkno
       ...config,
       workers,
       proxy: { listen: `127.0.0.1:${proxy}` },
-      admin: { listen: `127.0.0.1:${admin}`, token: 'test-admin-token-0123456789' },
+      admin: { listen: `127.0.0.1:${admin}`, token: adminToken },
     });
     let served: Served;
     try {

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../helpers/admin.js';
 import { basicAuth, rawConnect } from '../helpers/raw.js';
-import { serveWorkers, type Served } from '../helpers/serve.js';
+import { listeningWorkers, serveWorkers, type Served } from '../helpers/serve.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstream.js';
 
 let upstream: Upstream;
@@ -26,9 +26,8 @@ afterAll(async () => {
 });
 
 describe('workers: 2', () => {
-  it('two worker processes serve', () => {
-    const pids = new Set([...served.output().matchAll(/"pid":(\d+)[^\n]*egress-gate listening/g)].map((m) => m[1]));
-    expect(pids.size).toBe(2);
+  it('two worker processes serve', async () => {
+    expect(new Set(await listeningWorkers(served, 2)).size).toBe(2);
   });
 
   it('a session made through the API works on every worker at once', async () => {
