@@ -1,5 +1,6 @@
-// The download half of a plain tunnel reads into one buffer shared by every tunnel and hands
-// each read on in a pooled chunk (src/proxy/pooled-reads.ts). What could go wrong is a chunk
+// The download half of a plain tunnel reads into one buffer shared by every tunnel, or during a
+// download into a pooled chunk lent to the socket, and hands each read on in a pooled chunk
+// (src/proxy/pooled-reads.ts). What could go wrong is a chunk
 // reused while a write still holds it: bytes of one tunnel in another, or a stream that skips
 // or repeats. Several tunnels at once, clients that stall and read again, every byte hashed on
 // both ends; and a server that speaks first.
@@ -116,6 +117,34 @@ describe('tunnel downloads through the shared read buffer', () => {
     const got = await Promise.all(names.map((name, i) => download(name, size, i % 2 === 0)));
     got.forEach((result, i) => {
       expect(result.bytes, names[i]).toBe(size);
+      expect(result.sha, names[i]).toBe(sent.get(names[i] as string));
+    });
+  }, 60_000);
+
+  it('tunnels cut mid-download give their read buffers back, and the next ones still get exactly their bytes', async () => {
+    // A download under way reads into a chunk of its own (a read that filled its buffer means
+    // more is waiting); a tunnel closed then holds one, which goes back to the free list.
+    const cut = Array.from({ length: 30 }, async (_, i) => {
+      const { socket } = await openTunnel(portOf(source));
+      socket.write(`cut${i} ${8 * MiB}\n`);
+      let bytes = 0;
+      await new Promise<void>((resolve) => {
+        socket.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (bytes >= MiB) {
+            socket.destroy();
+            resolve();
+          }
+        });
+        socket.once('close', () => resolve());
+      });
+      return bytes;
+    });
+    for (const bytes of await Promise.all(cut)) expect(bytes).toBeGreaterThanOrEqual(MiB);
+    const names = Array.from({ length: 6 }, (_, i) => `after${i}`);
+    const got = await Promise.all(names.map((name, i) => download(name, 4 * MiB, i % 2 === 0)));
+    got.forEach((result, i) => {
+      expect(result.bytes, names[i]).toBe(4 * MiB);
       expect(result.sha, names[i]).toBe(sent.get(names[i] as string));
     });
   }, 60_000);
