@@ -1,8 +1,8 @@
 // CPU time the proxy itself spends per forwarded request, per 100 MB through a tunnel and per
-// tunnel setup, egress-gate against the bare pass-through proxy. On two shared cores requests per second
-// swing with whatever else runs; the proxy's own user+system time per unit of work (from
-// /proc) swings much less, so this is the figure to compare before and after a change. The
-// proxy is pinned to the second core and the load generator and upstreams to the first.
+// tunnel setup, egress-gate against the bare pass-through proxy. On two shared cores requests
+// per second swing with whatever else runs; the proxy's own user+system time per unit of work
+// (from /proc) swings much less, so this is the figure to compare before and after a change.
+// The proxy is pinned to the second core and the load generator and upstreams to the first.
 // `--peers` adds Squid and tinyproxy when installed (bench/lib/peers.js), each with its access
 // log as Debian ships it; `--quiet-peers`, with none. A proxy's figure counts its child
 // processes too (Squid writes its log through one).

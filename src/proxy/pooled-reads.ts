@@ -6,8 +6,8 @@
 // shared by every tunnel, each read copied out of it into a chunk taken from a small free list;
 // or, right after a read that filled its buffer (a download under way: more is waiting), a chunk
 // of its own, which the read fills in place with no copy. A chunk goes back to the list once the
-// client's socket has written it. An idle tunnel holds nothing, and at most MAX_LENT chunks wait
-// in sockets for a read at any time.
+// client's socket has written it. A tunnel that has not downloaded holds nothing, and at most
+// MAX_LENT chunks wait in sockets for a read at any time.
 
 import type { OnReadOpts, Socket } from 'node:net';
 import { ReadPermit, type ByteBudget } from './throttle.js';
