@@ -30,7 +30,8 @@ const isMessage = (value: unknown): value is Message => typeof value === 'object
 
 export function runPrimary(workers: number, log: (level: 'info' | 'error', message: string, fields?: Record<string, unknown>) => void, graceMs: number): void {
   new RateLimiterClusterMaster();
-  let stopping = false;
+  /** Set once the primary is stopping: the code it exits with when its last worker is gone. */
+  let stoppingWith: number | undefined;
   const listening = new Set<number>();
   let failedStartDelay = restartDelayMs;
   const waiting = new Map<string, { pending: Set<number>; done: () => void }>();
@@ -60,21 +61,21 @@ export function runPrimary(workers: number, log: (level: 'info' | 'error', messa
     }
   });
   const replace = (delayMs: number): void => {
-    setTimeout(() => stopping || cluster.fork(), delayMs);
+    setTimeout(() => stoppingWith !== undefined || cluster.fork(), delayMs);
   };
   const stop = (code: number): void => {
-    if (stopping) return;
-    stopping = true;
+    if (stoppingWith !== undefined) return;
+    stoppingWith = code;
     const alive = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     if (alive.length === 0) process.exit(code);
-    cluster.on('exit', () => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(code);
-    });
     for (const worker of alive) worker.process.kill('SIGTERM');
     setTimeout(() => process.exit(code), graceMs + 2_000).unref();
   };
   cluster.on('exit', (worker, code, signal) => {
-    if (stopping) return;
+    if (stoppingWith !== undefined) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(stoppingWith);
+      return;
+    }
     const hadStarted = listening.delete(worker.id);
     if (hadStarted) {
       log('info', 'worker exited; starting another', { pid: worker.process.pid, code, signal });
