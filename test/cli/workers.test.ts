@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { adminToken, api } from '../helpers/admin.js';
+import { eventually } from '../helpers/eventually.js';
 import { tempDir, writeConfig } from '../helpers/gate.js';
 import { listeningWorkers, serveWorkers, type Served } from '../helpers/serve.js';
 import { egressGate } from './cli.js';
@@ -51,7 +52,7 @@ describe('serve with workers: 2', () => {
     writeFileSync(configFile, `${good}\nbogus: 1\n`);
     const [victim] = await listeningWorkers(served, 2);
     process.kill(Number(victim), 'SIGKILL');
-    for (let i = 0; i < 200 && !served.output().includes('exited before it listened; starting another later'); i++) await new Promise((r) => setTimeout(r, 25));
+    await eventually(() => served!.output().includes('exited before it listened; starting another later'), 5_000);
     expect(served.output()).toContain('exited before it listened; starting another later');
     expect(served.output()).toContain('bogus: unknown key');
     expect((await api(served.adminUrl, 'GET', '/healthz', undefined, null)).status).toBe(200);
